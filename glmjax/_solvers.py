@@ -1,0 +1,450 @@
+r"""Solvers for the GLM objective of `glmjax._objective`: configuration objects plus one loop.
+
+A solver holds configuration only (static fields). `minimise` runs it inside a single
+``lax.while_loop``, so a whole fit is one jit-compiled call and ``jax.vmap`` over many data sets
+works. Each solver implements ``init(objective, coef, f, grad) -> state`` and ``step(objective,
+coef, f, grad, state) -> (coef, f, grad, state, StepInfo)``.
+
+| solver | update |
+|---|---|
+| `Newton` | ``coef - t H^{-1} grad f`` (Cholesky, else eigh pseudo-inverse) |
+| `IRLS` | ``coef + t (beta - coef)``, ``beta`` the weighted LS fit of the working response |
+| `GradientDescent` | ``coef - t grad f``, t from a Lipschitz bound, then backtracking |
+| `OptaxSolver` | any ``optax.GradientTransformation``; ``"lbfgs"`` is ``optax.lbfgs()`` |
+
+Newton, IRLS and gradient descent take the largest ``t`` in ``{t0, t0/2, t0/4, ...}`` with a finite,
+not larger objective satisfying Armijo's condition ``f(coef + t d) <= f + 1e-4 t <grad f, d>``, so
+the objective never increases (a non-finite objective, e.g. Gamma's ``eta`` leaving ``(-inf, 0)``,
+counts as ``+inf``). For a canonical link IRLS and Newton are the same iteration written two ways:
+``beta = H^{-1}(H coef - grad f)``.
+
+**Stopping.** With ``g = max |grad f|`` and ``s = max(1, |f|)``, a fit has *converged* when ``g <=
+tol * s`` and, for Newton/IRLS, the last step moved no coefficient by more than ``1e-3 (1 + max
+|coef|)``. If the gradient is that small but Newton steps stay large for 3 iterations in a row, the
+minimiser is at infinity (the maximum-likelihood estimate does not exist): *separation* (a
+separating hyperplane for Bernoulli/Binomial/Categorical, all-zero counts on a half-space for
+Poisson). The fit stops there with finite coefficients. If the line search finds no decrease
+(rounding), the fit stops and counts as converged when ``g <= max(tol, sqrt(eps)) * s``.
+"""
+
+import enum
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+from jaxtyping import Array, Bool, Float, Int
+
+from ._objective import GLMObjective, kron_gram
+
+_ARMIJO = 1e-4
+_MAX_HALVINGS = 60
+_STEP_RTOL = 1e-3
+_DIVERGING_STEPS = 3
+
+
+class ResultCode(enum.IntEnum):
+    """Why a fit stopped. ``ResultCode(solution.result).message`` says it in words."""
+
+    successful = 0
+    max_iter_reached = 1
+    nonfinite = 2
+    separation = 3
+    singular_hessian = 4
+    stalled = 5
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self]
+
+
+_MESSAGES = {
+    ResultCode.successful: "converged: the scaled gradient norm is below `tol`",
+    ResultCode.max_iter_reached: "`max_iter` iterations reached before convergence; increase "
+    "`max_iter` or `tol`, or use method='newton'",
+    ResultCode.nonfinite: "the objective or its gradient is not finite (at the start: the linear "
+    "predictor is outside the family's natural parameter space, e.g. Gamma needs eta < 0); the "
+    "last finite coefficients are returned",
+    ResultCode.separation: "the data are (quasi-)separated: the maximum-likelihood estimate does "
+    "not exist and the coefficients diverge (fitted means numerically at the boundary); the "
+    "returned coefficients are finite but their size is arbitrary. Consider `l2` > 0",
+    ResultCode.singular_hessian: "converged, but the Hessian is singular (collinear columns of "
+    "X?): the coefficients are the minimum-norm solution and are not unique",
+    ResultCode.stalled: "the line search could not decrease the objective before the gradient "
+    "reached `tol` (rounding limits the attainable accuracy in this dtype); consider a larger "
+    "`tol`",
+}
+_RUNNING = -1
+
+
+class Solution(eqx.Module):
+    """What a solver returns (a pytree; under ``jax.vmap`` every field gets a leading batch axis).
+
+    - `coef`: the coefficients, `(p,)` or `(p, m)`.
+    - `n_iter`: iterations taken.
+    - `converged`: `result` is `successful` or `singular_hessian`.
+    - `grad_norm`: ``max |grad f|`` at `coef` (unscaled).
+    - `history`: the objective at the start and after each iteration, length ``max_iter + 1``; the
+      entries after ``n_iter`` are NaN.
+    - `result`: a `ResultCode` as int32.
+    """
+
+    coef: Float[Array, "p *m"]
+    n_iter: Int[Array, ""]
+    converged: Bool[Array, ""]
+    grad_norm: Float[Array, ""]
+    history: Float[Array, " max_iter+1"]
+    result: Int[Array, ""]
+
+
+class StepInfo(eqx.Module):
+    stalled: Bool[Array, ""]
+    singular: Bool[Array, ""]
+
+
+def _no_info() -> StepInfo:
+    return StepInfo(jnp.array(False), jnp.array(False))
+
+
+# ----- shared pieces -----------------------------------------------------------------------------
+
+
+def solve_psd(
+    H: Float[Array, "q q"], b: Float[Array, "q *r"], *, expected_nullity: int = 0
+) -> tuple[Float[Array, "q *r"], Bool[Array, ""]]:
+    """``H^{-1} b`` for a positive semi-definite ``H`` by Cholesky; if ``H`` is numerically singular
+    (a Cholesky pivot below ``q eps max diag H``, or NaN), ``H^+ b`` by eigendecomposition, dropping
+    eigenvalues below ``q eps max eig``. Also returns whether more than ``expected_nullity``
+    eigenvalues were dropped (an over-parametrised family is expected to drop some)."""
+    q = H.shape[0]
+    eps = jnp.finfo(H.dtype).eps
+    L = jnp.linalg.cholesky(H)
+    pivots = jnp.diagonal(L)
+    chol_ok = jnp.all(jnp.isfinite(L)) & (jnp.min(pivots) ** 2 > q * eps * jnp.max(jnp.diagonal(H)))
+
+    def by_cholesky():
+        return jax.scipy.linalg.cho_solve((L, True), b), jnp.array(False)
+
+    def by_eigh():
+        e, V = jnp.linalg.eigh(H)
+        cutoff = q * eps * jnp.max(jnp.abs(e))
+        keep = e > cutoff
+        inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
+        inv = inv.reshape((-1,) + (1,) * (b.ndim - 1))
+        return V @ (inv * (V.T @ b)), jnp.sum(~keep) > expected_nullity
+
+    return lax.cond(chol_ok, by_cholesky, by_eigh)
+
+
+def backtrack(objective, coef, f, slope, direction, t0):
+    """The largest ``t = t0 / 2^j`` (j < 60) with a finite ``f(coef + t d) <= f`` satisfying
+    Armijo's condition (up to ``4 eps |f|`` of rounding); ``t = 0``, ``accepted=False`` if none."""
+    eps = jnp.finfo(f.dtype).eps
+
+    def acceptable(t):
+        fn = objective(coef + t * direction)
+        armijo = fn <= f + _ARMIJO * t * slope + 4 * eps * jnp.abs(f)
+        return jnp.isfinite(fn) & (fn <= f) & armijo
+
+    def cond(carry):
+        t, j, ok = carry
+        return ~ok & (j < _MAX_HALVINGS)
+
+    def body(carry):
+        t, j, _ = carry
+        t = 0.5 * t
+        return t, j + 1, acceptable(t)
+
+    t0 = jnp.asarray(t0, f.dtype)
+    t, _, ok = lax.while_loop(cond, body, (t0, jnp.array(0), acceptable(t0)))
+    return jnp.where(ok, t, 0), ok
+
+
+def _line_search_step(objective, coef, f, grad, direction, t0=1.0):
+    t, ok = backtrack(objective, coef, f, jnp.vdot(grad, direction), direction, t0)
+    new = coef + t * direction
+    f_new, g_new = objective.value_and_grad(new)
+    return new, f_new, g_new, t, ok
+
+
+def _expected_nullity(objective: GLMObjective) -> int:
+    # Categorical(k, minimal=False): eta -> eta + c 1 changes nothing: a null direction per row
+    return 0 if objective.family.identifiable else objective.X.shape[1]
+
+
+# ----- the solvers -------------------------------------------------------------------------------
+
+
+class Newton(eqx.Module):
+    """Exact Newton with backtracking: ``d = -H^{-1} grad f`` (Cholesky; eigh pseudo-inverse when
+    singular). ``hessian="structured"`` assembles ``H`` from the per-row ``hessian a(eta_i)`` in
+    chunks of ``chunk_size`` rows; ``hessian="full"`` is ``jax.hessian`` of the objective."""
+
+    hessian: str = eqx.field(static=True, default="structured")
+    chunk_size: int | None = eqx.field(static=True, default=None)
+    second_order: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if self.hessian not in ("structured", "full"):
+            raise ValueError(f"`hessian` must be 'structured' or 'full', got {self.hessian!r}")
+        if self.chunk_size is not None and (
+            not isinstance(self.chunk_size, int) or self.chunk_size < 1
+        ):
+            raise ValueError(
+                f"`chunk_size` must be a positive integer or None, got {self.chunk_size!r}"
+            )
+
+    def init(self, objective, coef, f, grad):
+        return None
+
+    def step(self, objective, coef, f, grad, state):
+        H = objective.hessian(coef, kind=self.hessian, chunk_size=self.chunk_size)
+        d, singular = solve_psd(H, -grad.reshape(-1), expected_nullity=_expected_nullity(objective))
+        new, f_new, g_new, _, ok = _line_search_step(
+            objective, coef, f, grad, d.reshape(coef.shape)
+        )
+        return new, f_new, g_new, state, StepInfo(~ok, singular)
+
+
+class IRLS(eqx.Module):
+    r"""Iteratively reweighted least squares: with working weights ``W_i = w_i hessian a(eta_i)``
+    and working response ``z_i = eta_i - offset_i + hessian a(eta_i)^+ (T(y_i) - grad a(eta_i))``,
+
+    $$\beta = \Big(\tfrac1n \sum_i x_i x_i^T \otimes W_i + \mathrm{diag}(l2)\Big)^{-1}
+        \tfrac1n \sum_i x_i \otimes W_i z_i ,$$
+
+    then ``coef + t (beta - coef)`` with the same line search as Newton. Vector families
+    (multinomial) use the ``m x m`` blocks ``W_i``; rows whose curvature vanished (saturated means)
+    drop out of the working response as in R's ``glm.fit``."""
+
+    chunk_size: int | None = eqx.field(static=True, default=None)
+    second_order: ClassVar[bool] = True
+
+    def init(self, objective, coef, f, grad):
+        return None
+
+    def step(self, objective, coef, f, grad, state):
+        n = objective.X.shape[0]
+        mean = jax.vmap(jax.grad(objective.family._log_partition))
+
+        def block(X, t, w, offset):
+            eta = X @ coef + offset
+            curv = objective.curvature(eta)
+            resid = t - mean(eta)
+            if curv.ndim == 1:
+                z = eta - offset + resid / jnp.where(curv > 0, curv, 1)
+                wz = w * curv * z
+            else:
+                z = (
+                    eta
+                    - offset
+                    + jnp.einsum("cij,cj->ci", jnp.linalg.pinv(curv, hermitian=True), resid)
+                )
+                wz = w[:, None] * jnp.einsum("cij,cj->ci", curv, z)
+            return kron_gram(X, w, curv), X.T @ wz
+
+        gram, rhs = objective.chunked_sum(block, chunk_size=self.chunk_size)
+        H = gram / n + jnp.diag(objective.ridge_diagonal())
+        beta, singular = solve_psd(
+            H, rhs.reshape(-1) / n, expected_nullity=_expected_nullity(objective)
+        )
+        d = beta.reshape(coef.shape) - coef
+        new, f_new, g_new, _, ok = _line_search_step(objective, coef, f, grad, d)
+        return new, f_new, g_new, state, StepInfo(~ok, singular)
+
+
+class GradientDescent(eqx.Module):
+    r"""Gradient descent ``coef - t grad f`` with backtracking.
+
+    The first trial step is ``1/L0`` with the Lipschitz bound at the start
+    ``L0 = (1/n) sum_i w_i tr(hessian a(eta_i)) |x_i|^2 + max l2`` (an upper bound on the largest
+    eigenvalue of the Hessian there). Families with unbounded variance (Poisson, Gamma) have no
+    global bound, so each iteration tries twice the previous step and halves it until Armijo's
+    condition holds."""
+
+    second_order: ClassVar[bool] = False
+
+    def init(self, objective, coef, f, grad):
+        n = objective.X.shape[0]
+
+        def block(X, _t, w, offset):
+            curv = objective.curvature(X @ coef + offset)
+            tr = curv if curv.ndim == 1 else jnp.trace(curv, axis1=1, axis2=2)
+            return jnp.sum(w * tr * jnp.sum(X**2, axis=1))
+
+        lipschitz = objective.chunked_sum(block) / n + jnp.max(objective.l2)
+        tiny = jnp.finfo(coef.dtype).tiny
+        return 1 / jnp.maximum(lipschitz, tiny) / 2  # doubled before the first trial
+
+    def step(self, objective, coef, f, grad, t_prev):
+        new, f_new, g_new, t, ok = _line_search_step(objective, coef, f, grad, -grad, 2 * t_prev)
+        return new, f_new, g_new, jnp.where(ok, t, t_prev), StepInfo(~ok, jnp.array(False))
+
+
+class OptaxSolver(eqx.Module):
+    """Any ``optax.GradientTransformation``, one update per iteration. Transformations that take
+    extra arguments (``optax.lbfgs``'s line search) get ``value``, ``grad`` and ``value_fn``. The
+    objective can increase between iterations (e.g. Adam); `history` shows it."""
+
+    optimizer: optax.GradientTransformation = eqx.field(static=True)
+    second_order: ClassVar[bool] = False
+
+    def init(self, objective, coef, f, grad):
+        return self.optimizer.init(coef)
+
+    def step(self, objective, coef, f, grad, state):
+        if isinstance(self.optimizer, optax.GradientTransformationExtraArgs):
+            updates, state = self.optimizer.update(
+                grad, state, coef, value=f, grad=grad, value_fn=objective
+            )
+        else:
+            updates, state = self.optimizer.update(grad, state, coef)
+        new = optax.apply_updates(coef, updates)
+        f_new, g_new = objective.value_and_grad(new)
+        return new, f_new, g_new, state, _no_info()
+
+
+_LBFGS = OptaxSolver(optax.lbfgs())
+
+
+def make_solver(method, *, hessian: str = "structured", chunk_size: int | None = None):
+    """The solver for `fit_glm`'s ``method`` argument (a name, a solver object, or an optax
+    transformation)."""
+    if isinstance(method, optax.GradientTransformation):
+        return OptaxSolver(method)
+    if isinstance(method, Newton | IRLS | GradientDescent | OptaxSolver):
+        return method
+    if method == "newton":
+        return Newton(hessian=hessian, chunk_size=chunk_size)
+    if method == "irls":
+        return IRLS(chunk_size=chunk_size)
+    if method == "gd":
+        return GradientDescent()
+    if method == "lbfgs":
+        return _LBFGS
+    raise ValueError(
+        "`method` must be 'newton', 'irls', 'gd', 'lbfgs' or an optax.GradientTransformation, "
+        f"got {method!r}"
+    )
+
+
+# ----- the start and the loop --------------------------------------------------------------------
+
+
+def start_coef(objective: GLMObjective) -> Float[Array, "p *m"]:
+    """R's ``glm`` start, made generic: ``mu0_i = (T(y_i) + weighted mean of T(y)) / 2`` (inside the
+    mean space whenever the data are not all on its boundary), ``eta0 = link(mu0)`` and the weighted
+    least-squares fit of ``eta0 - offset`` on ``X``. Zero instead where that is not finite or has a
+    larger objective."""
+    X, w, t = objective.X, objective.weights, objective.t
+    wb = w if t.ndim == 1 else w[:, None]
+    mean_t = jnp.sum(wb * t, axis=0) / jnp.sum(w)
+    eta0 = objective.family.link(0.5 * (t + mean_t))
+    ls, _ = solve_psd((X * w[:, None]).T @ X, X.T @ (wb * (eta0 - objective.offset)))
+    zero = jnp.zeros(objective.coef_shape, X.dtype)
+    f_ls, f_zero = objective(ls), objective(zero)
+    use_ls = jnp.isfinite(f_ls) & ~(f_ls > f_zero)
+    return jnp.where(use_ls, ls, zero)
+
+
+class _LoopState(eqx.Module):
+    k: Int[Array, ""]
+    coef: Array
+    f: Array
+    grad: Array
+    solver_state: object
+    history: Array
+    n_diverging: Int[Array, ""]
+    result: Int[Array, ""]
+
+
+def minimise(objective: GLMObjective, solver, *, max_iter: int, tol) -> Solution:
+    """Minimise ``objective`` with ``solver`` in one ``lax.while_loop`` (the stopping rules are in
+    the module docstring)."""
+    coef0 = start_coef(objective)
+    dtype = coef0.dtype
+    tol = jnp.asarray(tol, dtype)
+    eps = jnp.finfo(dtype).eps
+    f0, g0 = objective.value_and_grad(coef0)
+    history = jnp.full((max_iter + 1,), jnp.nan, dtype).at[0].set(f0)
+
+    def classify(k, f, grad, step, singular, stalled, n_div):
+        gmax = jnp.max(jnp.abs(grad))
+        scale = jnp.maximum(1, jnp.abs(f))
+        grad_small = gmax <= tol * scale
+        finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(grad))
+        success = jnp.where(singular, ResultCode.singular_hessian, ResultCode.successful)
+        precise = gmax <= jnp.maximum(tol, jnp.sqrt(eps)) * scale
+        result = jnp.select(
+            [
+                ~finite,
+                grad_small & step,
+                n_div >= _DIVERGING_STEPS,
+                stalled & precise,
+                stalled,
+                k >= max_iter,
+            ],
+            [
+                ResultCode.nonfinite,
+                success,
+                ResultCode.separation,
+                success,
+                ResultCode.stalled,
+                ResultCode.max_iter_reached,
+            ],
+            _RUNNING,
+        )
+        return result.astype(jnp.int32)
+
+    first_order = not solver.second_order
+    init = _LoopState(
+        k=jnp.array(0, jnp.int32),
+        coef=coef0,
+        f=f0,
+        grad=g0,
+        solver_state=solver.init(objective, coef0, f0, g0),
+        history=history,
+        n_diverging=jnp.array(0, jnp.int32),
+        # Newton/IRLS take at least one step: convergence also asks for a small last step
+        result=classify(0, f0, g0, jnp.array(first_order), jnp.array(False), jnp.array(False), 0),
+    )
+
+    def cond(s):
+        return s.result == _RUNNING
+
+    def body(s):
+        coef, f, grad, sstate, info = solver.step(objective, s.coef, s.f, s.grad, s.solver_state)
+        finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(grad)) & jnp.all(jnp.isfinite(coef))
+        step = jnp.max(jnp.abs(coef - s.coef))
+        step_small = first_order | (step <= _STEP_RTOL * (1 + jnp.max(jnp.abs(coef))))
+        gmax = jnp.max(jnp.abs(grad))
+        grad_small = gmax <= tol * jnp.maximum(1, jnp.abs(f))
+        n_div = jnp.where(grad_small & ~step_small, s.n_diverging + 1, 0)
+        k = s.k + 1
+        result = classify(k, f, grad, step_small, info.singular, info.stalled, n_div)
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        return _LoopState(
+            k=k,
+            coef=keep(coef, s.coef),
+            f=keep(f, s.f),
+            grad=keep(grad, s.grad),
+            solver_state=sstate,
+            history=s.history.at[k].set(f),
+            n_diverging=n_div,
+            result=result,
+        )
+
+    final = lax.while_loop(cond, body, init)
+    converged = (final.result == ResultCode.successful) | (
+        final.result == ResultCode.singular_hessian
+    )
+    return Solution(
+        coef=final.coef,
+        n_iter=final.k,
+        converged=converged,
+        grad_norm=jnp.max(jnp.abs(final.grad)),
+        history=final.history,
+        result=final.result,
+    )
