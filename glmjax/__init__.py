@@ -1,5 +1,6 @@
 """glmjax: exponential families, GLMs and softmax classifiers in JAX, derived by autodiff."""
 
+from . import datasets as datasets
 from ._families import Bernoulli as Bernoulli
 from ._families import Binomial as Binomial
 from ._families import Categorical as Categorical
@@ -11,5 +12,11 @@ from ._families import NegativeBinomial as NegativeBinomial
 from ._families import Poisson as Poisson
 from ._family import ClosedForms as ClosedForms
 from ._family import ExponentialFamily as ExponentialFamily
+from ._mlp import MLP as MLP
+from ._train import TrainHistory as TrainHistory
+from ._train import accuracy as accuracy
+from ._train import cross_entropy as cross_entropy
+from ._train import predict_proba as predict_proba
+from ._train import train_classifier as train_classifier
 
 __version__ = "0.1.0"
