@@ -92,10 +92,15 @@ def _check_data(model, X, y) -> tuple[Float[Array, "n d"], Int[Array, " n"]]:
     return X, _check_y(y, X.shape[0], _num_classes(model, X))
 
 
+def _fraction_correct(logits: Float[Array, "n k"], y: Int[Array, " n"]) -> Float[Array, ""]:
+    # cast before averaging: jnp.mean of booleans is float32 even under x64
+    return jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(logits.dtype))
+
+
 def _batch_loss(params, static, X, y) -> tuple[Float[Array, ""], Float[Array, ""]]:
     logits = jax.vmap(eqx.combine(params, static))(X)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-    return loss, jnp.mean(jnp.argmax(logits, axis=-1) == y).astype(loss.dtype)
+    return loss, _fraction_correct(logits, y)
 
 
 @eqx.filter_jit
@@ -213,5 +218,4 @@ def accuracy(
 ) -> Float[Array, ""]:
     """The fraction of rows whose largest logit is at the true label."""
     X, y = _check_data(model, X, y)
-    logits = _logits(model, X)
-    return jnp.mean(jnp.argmax(logits, axis=-1) == y).astype(logits.dtype)
+    return _fraction_correct(_logits(model, X), y)
