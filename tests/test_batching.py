@@ -1,4 +1,4 @@
-"""The seed's batching: ceil(n / B) batches, a shuffle per epoch, the last batch filled from all data."""
+"""The seed's batching: ceil(n / B) batches, shuffled each epoch, the last filled from all data."""
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +44,9 @@ def test_filler_is_drawn_from_the_whole_data_set():
     filler = idx[:, 1, n - batch_size :]  # (trials, 28)
     counts = np.bincount(filler.ravel(), minlength=n)
     assert scipy.stats.chisquare(counts).pvalue > 1e-3
-    in_first_batch = np.mean([np.isin(f, first).mean() for f, first in zip(filler, idx[:, 0])])
+    in_first_batch = np.mean(
+        [np.isin(f, first).mean() for f, first in zip(filler, idx[:, 0], strict=True)]
+    )
     assert abs(in_first_batch - batch_size / n) < 0.01
 
 
