@@ -1,6 +1,10 @@
 """glmjax: exponential families, GLMs and softmax classifiers in JAX, derived by autodiff."""
 
 from . import datasets as datasets
+from ._activations import ActivationGradients as ActivationGradients
+from ._activations import activation_gradients as activation_gradients
+from ._activations import layer_gradient_norms as layer_gradient_norms
+from ._activations import plot_activation_gradients as plot_activation_gradients
 from ._families import Bernoulli as Bernoulli
 from ._families import Binomial as Binomial
 from ._families import Categorical as Categorical
