@@ -16,7 +16,11 @@ from ._families import NegativeBinomial as NegativeBinomial
 from ._families import Poisson as Poisson
 from ._family import ClosedForms as ClosedForms
 from ._family import ExponentialFamily as ExponentialFamily
+from ._fit import ConvergenceWarning as ConvergenceWarning
+from ._fit import add_intercept as add_intercept
+from ._fit import fit_glm as fit_glm
 from ._mlp import MLP as MLP
+from ._solvers import ResultCode as ResultCode
 from ._train import TrainHistory as TrainHistory
 from ._train import accuracy as accuracy
 from ._train import cross_entropy as cross_entropy

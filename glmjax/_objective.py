@@ -34,6 +34,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
@@ -169,12 +170,18 @@ class GLMObjective(eqx.Module):
 def kron_gram(
     X: Float[Array, "c p"], w: Float[Array, " c"], curv: Float[Array, "c *mm"]
 ) -> Float[Array, "q q"]:
-    """``sum_i w_i x_i x_i^T (kron) curv_i`` as a ``(p m, p m)`` matrix, by matrix products."""
+    """``sum_i w_i x_i x_i^T (kron) curv_i`` as a ``(p m, p m)`` matrix, by matrix products.
+
+    ``curv_i`` is symmetric, so only its ``m (m + 1) / 2`` upper entries are contracted (one
+    ``dot_general`` against a ``(c, p, m (m + 1) / 2)`` temporary) and mirrored.
+    """
     c, p = X.shape
     if curv.ndim == 1:
         return (X * (w * curv)[:, None]).T @ X
     m = curv.shape[-1]
-    wc = w[:, None, None] * curv
-    # (c, p, m, m) temporary, contracted over rows against X: one dot_general
-    blocks = X.T @ (X[:, :, None, None] * wc[:, None]).reshape(c, p * m * m)
-    return blocks.reshape(p, p, m, m).transpose(0, 2, 1, 3).reshape(p * m, p * m)
+    r, s = np.triu_indices(m)
+    wc = w[:, None] * curv[:, r, s]
+    packed = (X.T @ (X[:, :, None] * wc[:, None, :]).reshape(c, -1)).reshape(p, p, -1)
+    blocks = jnp.zeros((p, p, m, m), packed.dtype).at[:, :, r, s].set(packed)
+    blocks = blocks.at[:, :, s, r].set(packed)
+    return blocks.transpose(0, 2, 1, 3).reshape(p * m, p * m)

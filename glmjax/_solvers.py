@@ -8,6 +8,7 @@ coef, f, grad, state) -> (coef, f, grad, state, StepInfo)``.
 | solver | update |
 |---|---|
 | `Newton` | ``coef - t H^{-1} grad f`` (Cholesky, else eigh pseudo-inverse) |
+| `NewtonCG` | ``coef + t d``, ``H d ~ -grad f`` by truncated CG (`glmjax._newton_cg`) |
 | `IRLS` | ``coef + t (beta - coef)``, ``beta`` the weighted LS fit of the working response |
 | `GradientDescent` | ``coef - t grad f``, t from a Lipschitz bound, then backtracking |
 | `OptaxSolver` | any ``optax.GradientTransformation``; ``"lbfgs"`` is ``optax.lbfgs()`` |
@@ -312,12 +313,16 @@ _LBFGS = OptaxSolver(optax.lbfgs())
 def make_solver(method, *, hessian: str = "structured", chunk_size: int | None = None):
     """The solver for `fit_glm`'s ``method`` argument (a name, a solver object, or an optax
     transformation)."""
+    from ._newton_cg import NewtonCG  # it imports this module's line search
+
     if isinstance(method, optax.GradientTransformation):
         return OptaxSolver(method)
-    if isinstance(method, Newton | IRLS | GradientDescent | OptaxSolver):
+    if isinstance(method, Newton | NewtonCG | IRLS | GradientDescent | OptaxSolver):
         return method
     if method == "newton":
         return Newton(hessian=hessian, chunk_size=chunk_size)
+    if method == "newton-cg":
+        return NewtonCG()
     if method == "irls":
         return IRLS(chunk_size=chunk_size)
     if method == "gd":
@@ -325,8 +330,8 @@ def make_solver(method, *, hessian: str = "structured", chunk_size: int | None =
     if method == "lbfgs":
         return _LBFGS
     raise ValueError(
-        "`method` must be 'newton', 'irls', 'gd', 'lbfgs' or an optax.GradientTransformation, "
-        f"got {method!r}"
+        "`method` must be 'newton', 'newton-cg', 'irls', 'gd', 'lbfgs' or an "
+        f"optax.GradientTransformation, got {method!r}"
     )
 
 
@@ -334,14 +339,13 @@ def make_solver(method, *, hessian: str = "structured", chunk_size: int | None =
 
 
 def start_coef(objective: GLMObjective) -> Float[Array, "p *m"]:
-    """R's ``glm`` start, made generic: ``mu0_i = (T(y_i) + weighted mean of T(y)) / 2`` (inside the
-    mean space whenever the data are not all on its boundary), ``eta0 = link(mu0)`` and the weighted
-    least-squares fit of ``eta0 - offset`` on ``X``. Zero instead where that is not finite or has a
-    larger objective."""
+    """R's intercept-only start, made generic: the weighted least-squares fit on ``X`` of
+    ``link(mean T(y)) - offset`` (with an intercept column: that intercept and zero slopes). Zero
+    instead where that is not finite or has a larger objective. One ``link`` evaluation, not one
+    per row: the per-row Newton solves of a vector family's link would cost more than the fit."""
     X, w, t = objective.X, objective.weights, objective.t
     wb = w if t.ndim == 1 else w[:, None]
-    mean_t = jnp.sum(wb * t, axis=0) / jnp.sum(w)
-    eta0 = objective.family.link(0.5 * (t + mean_t))
+    eta0 = objective.family.link(jnp.sum(wb * t, axis=0) / jnp.sum(w))
     ls, _ = solve_psd((X * w[:, None]).T @ X, X.T @ (wb * (eta0 - objective.offset)))
     zero = jnp.zeros(objective.coef_shape, X.dtype)
     f_ls, f_zero = objective(ls), objective(zero)
