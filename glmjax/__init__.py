@@ -20,6 +20,7 @@ from ._fit import ConvergenceWarning as ConvergenceWarning
 from ._fit import add_intercept as add_intercept
 from ._fit import fit_glm as fit_glm
 from ._mlp import MLP as MLP
+from ._result import GLMResult as GLMResult
 from ._solvers import ResultCode as ResultCode
 from ._train import TrainHistory as TrainHistory
 from ._train import accuracy as accuracy
