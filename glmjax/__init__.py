@@ -21,7 +21,10 @@ from ._fit import add_intercept as add_intercept
 from ._fit import fit_glm as fit_glm
 from ._mlp import MLP as MLP
 from ._result import GLMResult as GLMResult
+from ._sharding import shard_rows as shard_rows
 from ._solvers import ResultCode as ResultCode
+from ._streaming import StreamingResult as StreamingResult
+from ._streaming import fit_glm_streaming as fit_glm_streaming
 from ._train import TrainHistory as TrainHistory
 from ._train import accuracy as accuracy
 from ._train import cross_entropy as cross_entropy
