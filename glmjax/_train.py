@@ -161,7 +161,7 @@ def train_classifier(
         >>> X_train, y_train, X_test, y_test = gj.datasets.load_digits()
         >>> model = gj.MLP(64, 10, 128, 1, key=jax.random.key(0))
         >>> model, history = gj.train_classifier(
-        ...     model, X_train, y_train, optimizer=optax.adam(1e-3), epochs=30,
+        ...     model, X_train, y_train, optimizer=optax.adam(1e-2), epochs=15,
         ...     key=jax.random.key(1), progress=False)
         >>> float(gj.accuracy(model, X_test, y_test)) > 0.95
         True

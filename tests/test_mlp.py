@@ -127,14 +127,17 @@ def test_matches_a_hand_written_sgd_loop(getkey):
         logits = jax.nn.relu(xb @ W1.T + b1) @ W2.T + b2
         return -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(len(yb)), yb])
 
-    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    @jax.jit
+    def sgd_step(params, xb, yb):
+        value, grads = jax.value_and_grad(loss)(params, xb, yb)
+        return jax.tree.map(lambda p, g: p - lr * g, params, grads), value
+
     params = [(layer.weight, layer.bias) for layer in model.layers]
     epoch_losses = []
     for epoch in range(epochs):
         batch_losses = []
         for batch in batch_indices(jax.random.fold_in(key, epoch), len(X), batch_size):
-            value, grads = value_and_grad(params, X[batch], y[batch])
-            params = jax.tree.map(lambda p, g: p - lr * g, params, grads)
+            params, value = sgd_step(params, X[batch], y[batch])
             batch_losses.append(value)
         epoch_losses.append(np.mean(batch_losses))
     for layer, (W, b) in zip(trained.layers, params, strict=True):
