@@ -57,7 +57,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from ._families import Binomial, Categorical, Gamma, Gaussian
 from ._family import ExponentialFamily
 from ._objective import GLMObjective
-from ._solvers import ResultCode, Solution, solve_psd
+from ._solvers import ResultCode, Solution
 
 _ESTIMATED_DISPERSION = (Gaussian, Gamma)
 
@@ -143,9 +143,9 @@ def _inner(family, eta, t):
     return eta * t if family.natural_dim is None else jnp.sum(eta * t, axis=-1)
 
 
-def _saturated(family, t, eta):
-    r"""``a*(t_i) = sup_eta <eta, t_i> - a(eta)`` for every row, starting Newton at the fitted
-    ``eta_i``.
+def _saturated(family, t, start):
+    r"""``a*(t_i) = sup_eta <eta, t_i> - a(eta)`` and its maximiser for every row, by Newton from
+    ``start``.
 
     On the boundary of the mean space (a count of 0, a one-hot label) the supremum is a limit at
     infinite ``eta``. So the maximiser is found for ``t_i`` moved a relative ``eps^{3/4}`` towards
@@ -154,30 +154,26 @@ def _saturated(family, t, eta):
     of the move: ``O(eps^{3/4})`` on the boundary, ``O(eps^{3/2})`` inside).
     """
     shrink = jnp.finfo(t.dtype).eps ** 0.75
-    centre = family.mean(jnp.full_like(eta, family._eta_start))
+    centre = family.mean(jnp.full_like(start, family._eta_start))
     target = (1 - shrink) * t + shrink * centre
 
     def fun(e, ti):
         full = _embed(family, e)
         return _inner(family, full, ti) - family.log_partition(full)
 
-    best = _embed(family, _maximise_rows(fun, _restrict(family, eta), (target,)))
-    return _inner(family, best, t) - family.log_partition(best)
+    best = _embed(family, _maximise_rows(fun, _restrict(family, start), (target,)))
+    return _inner(family, best, t) - family.log_partition(best), best
 
 
-def _null_eta(family, t, omega, offset, eta_fit):
-    """The linear predictor of the intercept-only model ``eta_i = c + offset_i`` (weighted MLE)."""
+def _null_eta(family, t, omega, offset, c0):
+    """The linear predictor ``c + offset_i`` of the intercept-only model (weighted MLE), by Newton
+    from ``c0``."""
 
     def fun(c, t, omega, offset):
         full = _embed(family, c) + offset
         return jnp.sum(omega * (_inner(family, full, t) - family.log_partition(full)))
 
-    wb = omega if t.ndim == 1 else omega[:, None]
-    # start at the weighted mean of the fitted eta - offset (finite for any fit), else eta_start
-    c0 = _restrict(family, jnp.sum(wb * (eta_fit - offset), axis=0) / jnp.sum(omega))
-    fallback = jnp.full_like(c0, family._eta_start)
-    c0 = jnp.where(jnp.isfinite(fun(c0, t, omega, offset)), c0, fallback)
-    c = _maximise_rows(fun, c0[None], (t[None], omega[None], offset[None]))[0]
+    c = _maximise_rows(fun, _restrict(family, c0)[None], (t[None], omega[None], offset[None]))[0]
     return _embed(family, c) + offset
 
 
@@ -331,10 +327,13 @@ def _loglik(family, y, t, eta, w, omega, deviance, nobs):
         k = trials * y
         log_choose = gammaln(trials + 1) - gammaln(k + 1) - gammaln(trials - k + 1)
         return jnp.sum(log_choose + omega * (_inner(family, eta, t) - family.log_partition(eta)))
-    return jnp.sum(jnp.where(positive, w * family.log_prob(y, eta), 0))
+    # log p = log b(y) + (<eta, T> - a(eta)) / phi, with the T(y) already computed
+    log_prob = family.log_base_measure(y) + (
+        _inner(family, eta, t) - family.log_partition(eta)
+    ) / jnp.asarray(family.dispersion, eta.dtype)
+    return jnp.sum(jnp.where(positive, w * log_prob, 0))
 
 
-@eqx.filter_jit
 def make_result(
     family: ExponentialFamily,
     X: Float[Array, "n p"],
@@ -348,6 +347,14 @@ def make_result(
 
     The inputs are those of `validate_glm_inputs`; works under ``jax.jit`` and ``jax.vmap``.
     """
+    # a concrete all-zero offset needs no Newton refit of the null model (a smaller program)
+    concrete = not isinstance(offset, jax.core.Tracer)
+    refit_null = not (concrete and not np.any(np.asarray(offset)))
+    return _make_result(family, X, y, weights, offset, l2, solution, refit_null)
+
+
+@eqx.filter_jit
+def _make_result(family, X, y, weights, offset, l2, solution, refit_null: bool) -> GLMResult:
     objective = GLMObjective.from_data(family, X, y, weights, offset, l2)
     n, p = X.shape
     coef = solution.coef
@@ -361,16 +368,27 @@ def make_result(
     rank = _rank(family, p)
     df_resid = (nobs - rank).astype(dtype)
 
-    saturated = _saturated(family, t, eta)
+    # the saturated model, and in the same Newton solve one more row: the weighted mean of T(y),
+    # whose maximiser is the intercept-only model's eta when there is no offset
+    wb = omega if t.ndim == 1 else omega[:, None]
+    mean_t = jnp.sum(wb * t, axis=0) / jnp.sum(omega)
+    mean_eta = jnp.sum(wb * eta, axis=0) / jnp.sum(omega)
+    values, best = _saturated(
+        family, jnp.concatenate([t, mean_t[None]]), jnp.concatenate([eta, mean_eta[None]])
+    )
+    saturated = values[:-1]
 
     def deviance_at(e):
         return 2 * jnp.sum(omega * (saturated - (_inner(family, e, t) - family.log_partition(e))))
 
     deviance = deviance_at(eta)
     has_intercept = jnp.any(jnp.all(X == X[:1], axis=0) & (X[0] != 0))
-    null_eta = jnp.where(
-        has_intercept, _null_eta(family, t, omega, objective.offset, eta), objective.offset
-    )
+    offset = objective.offset
+    if refit_null:
+        null_fit = _null_eta(family, t, omega, offset, best[-1])
+    else:
+        null_fit = jnp.broadcast_to(best[-1], eta.shape) + offset
+    null_eta = jnp.where(has_intercept, null_fit, offset)
     null_deviance = deviance_at(null_eta)
     df_null = (nobs - jnp.where(has_intercept, rank // p, 0)).astype(dtype)
 
@@ -381,15 +399,16 @@ def make_result(
     else:
         scale = jnp.ones((), dtype)
 
-    # K = n * (objective Hessian) / phi; inverted after scaling to unit diagonal (K's entries span
-    # many orders of magnitude when X's columns do, e.g. Longley's)
+    # K = n * (objective Hessian) / phi, inverted after scaling to unit diagonal (its entries span
+    # many orders of magnitude when X's columns do, e.g. Longley's); a pseudo-inverse, so that a
+    # singular K (over-parametrised family, collinear X) gives finite numbers
     K = n * objective.hessian(coef) / phi
-    d = 1 / jnp.sqrt(jnp.where(jnp.diagonal(K) > 0, jnp.diagonal(K), 1))
-    nullity = 0 if family.identifiable else p
-    K_inv, _ = solve_psd(
-        d[:, None] * K * d[None, :], jnp.eye(K.shape[0], dtype=dtype), expected_nullity=nullity
-    )
-    cov = scale * d[:, None] * K_inv * d[None, :]
+    diag = jnp.diagonal(K)
+    d = 1 / jnp.sqrt(jnp.where(diag > 0, diag, 1))
+    e, V = jnp.linalg.eigh(d[:, None] * K * d[None, :])
+    keep = e > K.shape[0] * jnp.finfo(dtype).eps * jnp.max(e)
+    e_inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
+    cov = scale * (d[:, None] * V) @ (e_inv[:, None] * (V.T * d[None, :]))
     stderr = jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape)
     zvalues = coef / stderr
     if estimated:
