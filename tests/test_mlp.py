@@ -1,5 +1,9 @@
 """gj.MLP, gj.train_classifier and the evaluation helpers."""
 
+import os
+import subprocess
+import sys
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -306,3 +310,37 @@ def test_evaluation_helpers_validate(getkey):
         gj.accuracy(model, np.zeros((5, 3)), np.full(5, 2))
     with pytest.raises(ValueError, match="`X`"):
         gj.predict_proba(model, np.zeros((5, 2)))
+
+
+_SHARDED_SCRIPT = """
+import jax, numpy as np, optax
+jax.config.update("jax_enable_x64", True)
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+import glmjax as gj
+assert jax.device_count() == 4
+X, y = (a[:400] for a in gj.datasets.load_digits()[:2])
+rows = NamedSharding(Mesh(np.array(jax.devices()), ("rows",)), PartitionSpec("rows"))
+Xs, ys = jax.device_put(X, rows), jax.device_put(y, rows)
+assert [s.data.shape for s in Xs.addressable_shards] == [(100, 64)] * 4
+model, opt = gj.MLP(64, 10, 16, 1, key=jax.random.key(0)), optax.adam(1e-2)
+def train(X, y):
+    return gj.train_classifier(
+        model, X, y, optimizer=opt, epochs=2, key=jax.random.key(1), progress=False
+    )
+a, ha = train(X, y)
+b, hb = train(Xs, ys)
+assert b.layers[0].weight.sharding.is_fully_replicated
+np.testing.assert_allclose(hb.loss, ha.loss, rtol=1e-10)
+for la, lb in zip(a.layers, b.layers):
+    np.testing.assert_allclose(lb.weight, la.weight, rtol=1e-10, atol=1e-12)
+np.testing.assert_allclose(gj.accuracy(b, Xs, ys), gj.accuracy(a, X, y))
+print("ok")
+"""
+
+
+def test_rows_sharded_over_four_devices_train_like_one():
+    env = os.environ | {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARDED_SCRIPT], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
