@@ -63,7 +63,13 @@ def _check_X(model, X) -> Float[Array, "n d"]:
 
 
 def _num_classes(model, X) -> int:
-    logits = eqx.filter_eval_shape(model, X[0])
+    try:
+        logits = eqx.filter_eval_shape(model, X[0])
+    except (TypeError, ValueError) as error:
+        # a model without an `in_size` to check against fails here on a wrong number of features
+        raise ValueError(
+            f"`model` cannot be applied to one row of `X` ({X.shape[1]} features): {error}"
+        ) from error
     if logits.ndim != 1:
         raise ValueError(
             f"`model` must map one example to a vector of logits, got shape {logits.shape}"

@@ -304,6 +304,14 @@ def test_bad_input_raises(getkey, change, name):
         gj.train_classifier(model, X, y, **args, key=getkey(), progress=False)
 
 
+def test_model_without_in_size_gets_a_value_error(getkey):
+    model = _CountingMLP(gj.MLP(4, 3, 6, 1, key=getkey()))
+    with pytest.raises(ValueError, match="`model` cannot be applied to one row of `X`"):
+        gj.train_classifier(
+            model, np.zeros((5, 3)), np.zeros(5, int), optimizer=optax.sgd(0.1), key=getkey()
+        )
+
+
 def test_evaluation_helpers_validate(getkey):
     model = gj.MLP(3, 2, 4, 1, key=getkey())
     with pytest.raises(ValueError, match="`y`"):
