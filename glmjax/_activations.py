@@ -111,8 +111,9 @@ def activation_gradients(
 
 
 def plot_activation_gradients(result: ActivationGradients, path: str | Path) -> Path:
-    """Write a PNG: the activations' slopes (by `jax.grad`), and the per-layer gradient norms at
-    initialisation and after training on a log scale. Returns the path written.
+    """Write a PNG of three panels: the slopes of sigmoid and ReLU by `jax.grad` (with
+    `sigmoid'(5)` marked), and `result`'s per-layer gradient norms at initialisation and after
+    training, on a log scale. Returns the path written.
 
     Uses Matplotlib's object interface with the Agg canvas, so it changes no global state.
     """
