@@ -1,4 +1,4 @@
-"""The peer side of ``glmjax bench peers``: fit one problem with one outside library, in its own process.
+"""The peer side of ``glmjax bench peers``: one problem, one outside library, its own process.
 
 Run as a script (``python _bench_peers.py SPEC.json RESULT.json``) so that each peer gets a fresh
 process with its own BLAS thread count, its own JAX configuration (glmax turns on float64 for the
@@ -7,7 +7,7 @@ imports nothing from glmjax: numpy and the standard library at module level, the
 
 The spec names the problem file (``.npz`` with ``X`` *without* an intercept column and ``y``), the
 peer and its solver, the family (``categorical``, ``bernoulli`` or ``poisson``), the ridge strength
-``l2`` of glmjax's objective (``l2 / 2 ||W||^2`` on the coefficients, none on the intercept, added to
+``l2`` of glmjax's objective (``l2 / 2 ||W||^2`` on the coefficients, none on the intercept, plus
 the *mean* negative log-likelihood; ``0`` means plain maximum likelihood), the number of BLAS
 threads, and how many timed repeats to run. The result holds the coefficients with the intercept
 as row 0 (``(p + 1,)`` or ``(p + 1, k)``), the iteration count, the run seconds of every repeat, and
