@@ -135,8 +135,12 @@ def make_problem(name: str, quick: bool) -> Problem:
 
         data = load_digits()
         return Problem(
-            name, "UCI digits (train split), n=1438, d=64, k=10", data.X_train, data.y_train,
-            "categorical", 10,
+            name,
+            "UCI digits (train split), n=1438, d=64, k=10",
+            data.X_train,
+            data.y_train,
+            "categorical",
+            10,
         )
     if name == "softmax_100k":
         n = 4_000 if quick else 100_000
@@ -166,14 +170,19 @@ def make_problem(name: str, quick: bool) -> Problem:
 def _objective_fn(problem: Problem, penalised: bool):
     family, X1, y, l2 = problem.glm(penalised)
     obj = GLMObjective.from_data(
-        family, jnp.asarray(X1), jnp.asarray(y), jnp.ones(len(y)), jnp.zeros(len(y)),
+        family,
+        jnp.asarray(X1),
+        jnp.asarray(y),
+        jnp.ones(len(y)),
+        jnp.zeros(len(y)),
         jnp.asarray(l2),
     )
     return jax.jit(lambda coef: obj(coef)), obj
 
 
-def time_glmjax(problem: Problem, method, *, penalised: bool, max_iter: int, tol: float,
-                repeats: int = 1) -> dict:
+def time_glmjax(
+    problem: Problem, method, *, penalised: bool, max_iter: int, tol: float, repeats: int = 1
+) -> dict:
     """Compile the whole solver loop ahead of time, then run it ``repeats`` times."""
     family, X1, y, l2 = problem.glm(penalised)
     solver = make_solver(method)
@@ -220,8 +229,11 @@ def time_fit_glm(problem: Problem, *, penalised: bool, repeats: int = 1) -> dict
         t0 = time.perf_counter()
         jax.block_until_ready(fit_glm(X1, y, family, l2=l2))
         runs.append(time.perf_counter() - t0)
-    return {"first_call_seconds": first, "run_seconds": float(np.median(runs)),
-            "n_iter": int(fit.n_iter)}
+    return {
+        "first_call_seconds": first,
+        "run_seconds": float(np.median(runs)),
+        "n_iter": int(fit.n_iter),
+    }
 
 
 def _reach(history, best, run_seconds, target=TARGET_SUBOPTIMALITY):
@@ -238,8 +250,13 @@ def _reach(history, best, run_seconds, target=TARGET_SUBOPTIMALITY):
 
 
 def bench_solvers(quick: bool, out: Path) -> dict:
-    budgets = {"newton": 50, "irls": 50, "gd": 300 if quick else 2000,
-               "lbfgs": 200 if quick else 1000, "adam": 300 if quick else 2000}
+    budgets = {
+        "newton": 50,
+        "irls": 50,
+        "gd": 300 if quick else 2000,
+        "lbfgs": 200 if quick else 1000,
+        "adam": 300 if quick else 2000,
+    }
     methods = {"newton": "newton", "irls": "irls", "gd": "gd", "lbfgs": "lbfgs", "adam": _ADAM}
     problems = ["softmax_100k"] if quick else ["digits", "softmax_100k", "illcond"]
     result = {"target_suboptimality": TARGET_SUBOPTIMALITY, "problems": {}}
@@ -247,19 +264,27 @@ def bench_solvers(quick: bool, out: Path) -> dict:
         problem = make_problem(name, quick)
         fits = {}
         for label, method in tqdm(methods.items(), desc=name, leave=False):
-            fits[label] = time_glmjax(problem, method, penalised=True, max_iter=budgets[label],
-                                      tol=1e-14)
+            fits[label] = time_glmjax(
+                problem, method, penalised=True, max_iter=budgets[label], tol=1e-14
+            )
         png = out / f"convergence_{name}.png"
         best = plot_solver_traces(fits, png, title=problem.description)
         rows = {}
         for label, f in fits.items():
             iters, secs = _reach(f["history"], best, f["run_seconds"])
             f.pop("coef")
-            rows[label] = {**f, "iterations_to_target": iters, "seconds_to_target": secs,
-                           "final_suboptimality": float(relative_suboptimality(
-                               [f["objective"]], best)[0])}
-        result["problems"][name] = {"description": problem.description, "best_objective": best,
-                                    "plot": png.name, "methods": rows}
+            rows[label] = {
+                **f,
+                "iterations_to_target": iters,
+                "seconds_to_target": secs,
+                "final_suboptimality": float(relative_suboptimality([f["objective"]], best)[0]),
+            }
+        result["problems"][name] = {
+            "description": problem.description,
+            "best_objective": best,
+            "plot": png.name,
+            "methods": rows,
+        }
     return result
 
 
@@ -348,7 +373,10 @@ def _run_peer(spec: dict, python: str, workdir: Path) -> dict:
     try:
         proc = subprocess.run(
             [python, str(script), str(spec_path), str(result_path)],
-            env=env, capture_output=True, text=True, timeout=_PEER_TIMEOUT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=_PEER_TIMEOUT,
         )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {_PEER_TIMEOUT} s"}
@@ -377,39 +405,54 @@ def bench_peers(quick: bool, out: Path) -> dict:
     versions = _peer_versions(sys.executable, ["sklearn", "statsmodels", "glum"])
     if peers_python:
         versions.update(_peer_versions(peers_python, ["nemos", "glmax", "jax"]))
-    result = {"agreement": AGREEMENT, "peer_versions": versions,
-              "peers_python": peers_python, "workloads": {}}
+    result = {
+        "agreement": AGREEMENT,
+        "peer_versions": versions,
+        "peers_python": peers_python,
+        "workloads": {},
+    }
     repeats = 1 if quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name in tqdm(_QUICK_WORKLOADS if quick else _WORKLOADS, desc="peers",
-                         unit="workload"):
+        for name in tqdm(_QUICK_WORKLOADS if quick else _WORKLOADS, desc="peers", unit="workload"):
             problem = make_problem(name, quick)
             big = problem.X.size * (problem.k or 1) > 3_000_000
             reps = 1 if big else repeats
             np.savez(tmp / f"{name}.npz", X=problem.X, y=problem.y)
-            entry = {"description": problem.description, "family": problem.family,
-                     "glmjax": {}, "peers": [], "not_applicable": _NOT_APPLICABLE.get(
-                         problem.family, {})}
+            entry = {
+                "description": problem.description,
+                "family": problem.family,
+                "glmjax": {},
+                "peers": [],
+                "not_applicable": _NOT_APPLICABLE.get(problem.family, {}),
+            }
             best = {}
             for objective in ("penalised", "mle"):
                 penalised = objective == "penalised"
                 if objective == "mle" and name == "digits":
                     entry["not_applicable"]["statsmodels"] = (
                         "no maximum-likelihood fit on digits: the classes are linearly separable "
-                        "and 3 pixel columns are all zero (only the ridge problem has a minimum)")
+                        "and 3 pixel columns are all zero (only the ridge problem has a minimum)"
+                    )
                     continue
                 if objective == "mle" and name == "softmax_20k_256" and not quick:
                     entry["not_applicable"]["statsmodels"] = (
                         "MNLogit's Newton on 4,883 parameters is not run (its Hessian loops over "
-                        "k^2 blocks in Python); the target concerns softmax (b) only")
+                        "k^2 blocks in Python); the target concerns softmax (b) only"
+                    )
                     continue
                 methods = ["newton"]
                 if penalised and not quick:
                     methods += ["lbfgs", "newton-cg"]
                 for method in methods:
-                    fit = time_glmjax(problem, method, penalised=penalised, max_iter=100
-                                      if method == "newton" else 5000, tol=1e-12, repeats=reps)
+                    fit = time_glmjax(
+                        problem,
+                        method,
+                        penalised=penalised,
+                        max_iter=100 if method == "newton" else 5000,
+                        tol=1e-12,
+                        repeats=reps,
+                    )
                     fit.pop("history")
                     coef = fit.pop("coef")
                     value, _ = _objective_fn(problem, penalised)
@@ -418,14 +461,16 @@ def bench_peers(quick: bool, out: Path) -> dict:
                     best[objective] = min(best.get(objective, np.inf), fit["objective_value"])
                 if not (big or quick):
                     entry["glmjax"][f"fit_glm ({objective})"] = time_fit_glm(
-                        problem, penalised=penalised, repeats=reps)
+                        problem, penalised=penalised, repeats=reps
+                    )
             for peer, solver, objective in _PEERS[problem.family]:
                 if peer in entry["not_applicable"] or objective not in best:
                     continue
                 python = peers_python if peer in ("nemos", "glmax") else sys.executable
                 if python is None:
                     entry["not_applicable"][peer] = (
-                        f"not installed (set ${PEERS_PYTHON_ENV} to a Python that has it)")
+                        f"not installed (set ${PEERS_PYTHON_ENV} to a Python that has it)"
+                    )
                     continue
                 if peer in ("nemos", "glmax") and quick:
                     entry["not_applicable"][peer] = "not run with --quick (compile time)"
@@ -434,21 +479,33 @@ def bench_peers(quick: bool, out: Path) -> dict:
                     entry["not_applicable"]["nemos"] = "not run: over the time budget"
                     continue
                 family, _, _, l2 = problem.glm(objective == "penalised")
-                spec = {"problem": str(tmp / f"{name}.npz"), "peer": peer, "solver": solver,
-                        "family": problem.family, "k": problem.k,
-                        "l2": problem.l2 if objective == "penalised" else 0.0,
-                        "repeats": reps}
+                spec = {
+                    "problem": str(tmp / f"{name}.npz"),
+                    "peer": peer,
+                    "solver": solver,
+                    "family": problem.family,
+                    "k": problem.k,
+                    "l2": problem.l2 if objective == "penalised" else 0.0,
+                    "repeats": reps,
+                }
                 runs = {}
                 for threads in (2,) if quick else (2, 1):
-                    if threads == 1 and runs.get(2, {}).get("run_seconds", [0])[0] > \
-                            _ONE_THREAD_SKIP_SECONDS:
+                    if (
+                        threads == 1
+                        and runs.get(2, {}).get("run_seconds", [0])[0] > _ONE_THREAD_SKIP_SECONDS
+                    ):
                         runs[1] = {"skipped": f"2-thread run over {_ONE_THREAD_SKIP_SECONDS} s"}
                         continue
                     runs[threads] = _run_peer({**spec, "threads": threads}, python, tmp)
                 ok = {t: r for t, r in runs.items() if "run_seconds" in r}
-                row = {"peer": peer, "solver": solver, "objective": objective,
-                       "threads": {t: {k: v for k, v in r.items() if k != "coef"}
-                                   for t, r in runs.items()}}
+                row = {
+                    "peer": peer,
+                    "solver": solver,
+                    "objective": objective,
+                    "threads": {
+                        t: {k: v for k, v in r.items() if k != "coef"} for t, r in runs.items()
+                    },
+                }
                 if ok:
                     t_best = min(ok, key=lambda t: float(np.median(ok[t]["run_seconds"])))
                     r = ok[t_best]
@@ -456,8 +513,12 @@ def bench_peers(quick: bool, out: Path) -> dict:
                     coef = jnp.asarray(np.asarray(r["coef"]).reshape(l2.shape))
                     f = float(value(coef))
                     best[objective] = min(best[objective], f)
-                    row.update(best_threads=t_best, run_seconds=float(np.median(r["run_seconds"])),
-                               n_iter=r["n_iter"], objective_value=f)
+                    row.update(
+                        best_threads=t_best,
+                        run_seconds=float(np.median(r["run_seconds"])),
+                        n_iter=r["n_iter"],
+                        objective_value=f,
+                    )
                 else:
                     row["error"] = next(iter(runs.values())).get("error", "failed")
                 entry["peers"].append(row)
@@ -486,8 +547,11 @@ def _score(entry: dict, best: dict) -> None:
         row["agrees"] = bool(row["suboptimality"] <= AGREEMENT)
         ours = entry["glmjax"][f"newton ({row['objective']})"]["run_seconds"]
         row["ratio_glmjax_newton_over_peer"] = ours / row["run_seconds"]
-        fastest = min((f["run_seconds"], label) for label, f in entry["glmjax"].items()
-                      if label.endswith(f"({row['objective']})") and f.get("agrees"))
+        fastest = min(
+            (f["run_seconds"], label)
+            for label, f in entry["glmjax"].items()
+            if label.endswith(f"({row['objective']})") and f.get("agrees")
+        )
         row["ratio_glmjax_fastest_over_peer"] = fastest[0] / row["run_seconds"]
         row["glmjax_fastest"] = fastest[1]
 
@@ -516,14 +580,23 @@ def bench_roofline(quick: bool, out: Path) -> dict:
     np_seconds = _timeit(lambda X: X.T @ X, X)
     peak = 2 * n * D * D / seconds
     result = {
-        "xtx": {"n": n, "D": D, "flops": 2 * n * D * D, "jax_seconds": seconds,
-                "jax_gflops": peak / 1e9, "numpy_seconds": np_seconds,
-                "numpy_gflops": 2 * n * D * D / np_seconds / 1e9,
-                "note": "flops counted as 2 n D^2 (a general matmul, no symmetry)"},
+        "xtx": {
+            "n": n,
+            "D": D,
+            "flops": 2 * n * D * D,
+            "jax_seconds": seconds,
+            "jax_gflops": peak / 1e9,
+            "numpy_seconds": np_seconds,
+            "numpy_gflops": 2 * n * D * D / np_seconds / 1e9,
+            "note": "flops counted as 2 n D^2 (a general matmul, no symmetry)",
+        },
         "hessians": {},
     }
-    for name in tqdm(["digits", "softmax_100k", "softmax_20k_256", "logistic_1m", "poisson_1m"],
-                     desc="roofline", unit="problem"):
+    for name in tqdm(
+        ["digits", "softmax_100k", "softmax_20k_256", "logistic_1m", "poisson_1m"],
+        desc="roofline",
+        unit="problem",
+    ):
         problem = make_problem(name, quick)
         _, obj = _objective_fn(problem, True)
         coef = jnp.full(obj.coef_shape, 0.01)
@@ -534,27 +607,35 @@ def bench_roofline(quick: bool, out: Path) -> dict:
         H = hessian(coef)
         # the Newton step's solve: Cholesky, and the eigh fallback `solve_psd` takes when H is
         # singular (Categorical(k, minimal=False) with an unpenalised intercept row)
-        solve = {"cholesky_seconds": _timeit(jax.jit(jnp.linalg.cholesky), H, repeats=1),
-                 "eigh_seconds": _timeit(jax.jit(jnp.linalg.eigh), H, repeats=1),
-                 "solve_psd_seconds": _timeit(jax.jit(lambda H: solve_psd(H, H[0])[0]), H,
-                                              repeats=1)}
+        solve = {
+            "cholesky_seconds": _timeit(jax.jit(jnp.linalg.cholesky), H, repeats=1),
+            "eigh_seconds": _timeit(jax.jit(jnp.linalg.eigh), H, repeats=1),
+            "solve_psd_seconds": _timeit(jax.jit(lambda H: solve_psd(H, H[0])[0]), H, repeats=1),
+        }
         flops = 2 * n_rows * p * p * m * m
         # the assembly contracts only the m (m + 1) / 2 upper entries of each hess a(eta_i)
         performed = 2 * n_rows * p * p * (m * (m + 1) // 2)
         result["hessians"][name] = {
-            "n": n_rows, "D": p, "m": m, "flops": flops, "flops_performed": performed,
-            "seconds": secs, "gflops": flops / secs / 1e9,
+            "n": n_rows,
+            "D": p,
+            "m": m,
+            "flops": flops,
+            "flops_performed": performed,
+            "seconds": secs,
+            "gflops": flops / secs / 1e9,
             "gflops_performed": performed / secs / 1e9,
             "fraction_of_xtx": flops / secs / peak,
             "fraction_of_xtx_performed": performed / secs / peak,
-            "chunk_rows": default_chunk_size(n_rows, obj.family.natural_dim), **solve,
+            "chunk_rows": default_chunk_size(n_rows, obj.family.natural_dim),
+            **solve,
         }
     result["symmetry_note"] = (
         "`flops` = 2 n D^2 m^2 (the issue's count: every entry of H from its own products); "
         "`flops_performed` = 2 n D^2 m (m + 1) / 2: the assembly contracts only the upper "
         "triangle of each m x m curvature hess a(eta_i) and mirrors it, so for m > 1 symmetry "
         "nearly halves the work. The D x D symmetry (a syrk) is not used, neither in the "
-        "assembly nor in the X^T X reference (a general matmul, 2 n D^2)")
+        "assembly nor in the X^T X reference (a general matmul, 2 n D^2)"
+    )
     return result
 
 
@@ -579,9 +660,11 @@ def bench_mlp(quick: bool, out: Path) -> dict:
     t0 = time.perf_counter()
     jax.block_until_ready(train_classifier(model, X, y, epochs=epochs, **kw)[0])
     per_epoch = (time.perf_counter() - t0) / epochs
-    result = {"setup": f"digits n={len(y)}, MLP 64-{width}-10 ReLU, adam({lr}), batch {batch}, "
-              f"float64, {epochs} epochs",
-              "glmjax": {"first_epoch_seconds_with_compile": first, "seconds_per_epoch": per_epoch}}
+    result = {
+        "setup": f"digits n={len(y)}, MLP 64-{width}-10 ReLU, adam({lr}), batch {batch}, "
+        f"float64, {epochs} epochs",
+        "glmjax": {"first_epoch_seconds_with_compile": first, "seconds_per_epoch": per_epoch},
+    }
     try:
         import torch
     except ImportError:
@@ -594,8 +677,11 @@ def bench_mlp(quick: bool, out: Path) -> dict:
         runs[threads] = _torch_epoch_seconds(torch, X, y, width, batch, lr, epochs)
     torch.set_num_threads(os.cpu_count() or 1)
     best = min(runs, key=runs.get)
-    result["torch"] = {"seconds_per_epoch_by_threads": runs, "best_threads": best,
-                       "seconds_per_epoch": runs[best]}
+    result["torch"] = {
+        "seconds_per_epoch_by_threads": runs,
+        "best_threads": best,
+        "seconds_per_epoch": runs[best],
+    }
     result["ratio_glmjax_over_torch"] = per_epoch / runs[best]
     return result
 
@@ -631,36 +717,68 @@ def _torch_epoch_seconds(torch, X, y, width, batch, lr, epochs):
 
 # ----- driver ------------------------------------------------------------------------------------
 
-BENCHMARKS = {"solvers": bench_solvers, "peers": bench_peers, "roofline": bench_roofline,
-              "mlp": bench_mlp}
+BENCHMARKS = {
+    "solvers": bench_solvers,
+    "peers": bench_peers,
+    "roofline": bench_roofline,
+    "mlp": bench_mlp,
+}
 # the benchmarks at scale (`glmjax._bench_scale`, out-of-core and Hessian-free Newton, many small
 # fits): run only when named, since the streaming one writes 3.2 GB to disk; they write their own
 # ``scale_<name>.json``
-SCALE_BENCHMARKS = {"streaming": "run_streaming", "newton_cg": "run_newton_cg",
-                    "many_poisson": "run_many_poisson"}
+SCALE_BENCHMARKS = {
+    "streaming": "run_streaming",
+    "newton_cg": "run_newton_cg",
+    "many_poisson": "run_many_poisson",
+}
 
 
 def machine_info() -> dict:
     from threadpoolctl import threadpool_info
 
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
     mem = None
     if Path("/proc/meminfo").exists():
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
-    versions = {"python": platform.python_version(), "jax": jax.__version__,
-                "numpy": np.__version__, "optax": optax.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "optax": optax.__version__,
+    }
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "memory": mem,
-        "load_average": os.getloadavg(), "versions": versions,
-        "jax_devices": [str(d) for d in jax.devices()], "x64": bool(jax.config.jax_enable_x64),
-        "env": {k: os.environ.get(k) for k in
-                ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "XLA_FLAGS")},
-        "blas": [{k: i.get(k) for k in ("internal_api", "architecture", "num_threads", "version",
-                                        "filepath")}
-                 for i in threadpool_info() if i["user_api"] == "blas"],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "load_average": os.getloadavg(),
+        "versions": versions,
+        "jax_devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "XLA_FLAGS")
+        },
+        "blas": [
+            {
+                k: i.get(k)
+                for k in ("internal_api", "architecture", "num_threads", "version", "filepath")
+            }
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        ],
     }
 
 
@@ -670,8 +788,10 @@ def run_bench(names: list[str], quick: bool, out: str | None) -> int:
     an applicable peer did not reach the common objective (1e-8)."""
     unknown = [n for n in names if n not in BENCHMARKS and n not in SCALE_BENCHMARKS]
     if unknown:
-        raise ValueError(f"unknown benchmark(s) {unknown}; choose from "
-                         f"{list(BENCHMARKS) + list(SCALE_BENCHMARKS)}")
+        raise ValueError(
+            f"unknown benchmark(s) {unknown}; choose from "
+            f"{list(BENCHMARKS) + list(SCALE_BENCHMARKS)}"
+        )
     out_dir = Path(out or "benchmarks/results")
     if quick and out is None:
         out_dir = out_dir / "quick"
@@ -686,8 +806,13 @@ def run_bench(names: list[str], quick: bool, out: str | None) -> int:
         t0 = time.perf_counter()
         result = BENCHMARKS[name](quick, out_dir)
         info = machine_info()
-        record = {"benchmark": name, "quick": quick, "machine": info,
-                  "wall_seconds": time.perf_counter() - t0, **result}
+        record = {
+            "benchmark": name,
+            "quick": quick,
+            "machine": info,
+            "wall_seconds": time.perf_counter() - t0,
+            **result,
+        }
         (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1, default=_jsonable))
         status |= not _all_agree(record)
     from ._bench_table import write_table
@@ -704,6 +829,10 @@ def _jsonable(x):
 
 
 def _all_agree(record: dict) -> bool:
-    fits = [f for w in record.get("workloads", {}).values()
-            for f in [*w["glmjax"].values(), *w["peers"]] if "agrees" in f]
+    fits = [
+        f
+        for w in record.get("workloads", {}).values()
+        for f in [*w["glmjax"].values(), *w["peers"]]
+        if "agrees" in f
+    ]
     return all(f["agrees"] for f in fits)

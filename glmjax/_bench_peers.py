@@ -133,8 +133,8 @@ def _glmax(spec, X, y):
     import jax.numpy as jnp
 
     family = glmax.Binomial() if spec["family"] == "bernoulli" else glmax.Poisson()
-    fitter = glmax.NewtonFitter(tol=_TOL) if spec["solver"] == "newton" else glmax.IRLSFitter(
-        tol=_TOL
+    fitter = (
+        glmax.NewtonFitter(tol=_TOL) if spec["solver"] == "newton" else glmax.IRLSFitter(tol=_TOL)
     )
     Xi = jnp.asarray(np.hstack([np.ones((X.shape[0], 1)), X]))
     yj = jnp.asarray(y, jnp.float64)
