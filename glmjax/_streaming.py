@@ -2,7 +2,8 @@ r"""Out-of-core Newton: `fit_glm_streaming` fits a GLM to rows that never sit in
 
 The objective of `fit_glm` (`glmjax._objective`) is a sum over rows plus the ridge,
 
-$$ f(\mathrm{coef}) = \frac1N \sum_{c} S_c(\mathrm{coef}) + \tfrac12 \sum l2\, \mathrm{coef}^2 , \qquad
+$$ f(\mathrm{coef}) = \frac1N \sum_{c} S_c(\mathrm{coef})
+    + \tfrac12 \sum l2\, \mathrm{coef}^2 , \qquad
 S_c = \sum_{i \in c} w_i \big[a(\eta_i) - \langle \eta_i, T(y_i)\rangle\big] , $$
 
 and so are its gradient and (structured) Hessian. One *pass* reads the chunks ``c`` of rows once and
@@ -11,9 +12,10 @@ jit-compiled function that reuses `GLMObjective` — so memory holds one chunk p
 numbers, whatever ``N``. Exact Newton then runs on the host: ``d = -H^{-1} grad f`` (`solve_psd`:
 Cholesky, else eigh pseudo-inverse), and the next pass evaluates everything at ``coef + d``. If the
 objective did not decrease enough there (Armijo's condition, as in `glmjax._solvers`), the step is
-halved and the pass repeated; usually one pass is one iteration. For a canonical link IRLS takes the
-same iterates. Stopping is `fit_glm`'s rule: ``max|grad f| <= tol max(1, |f|)`` after a step that
-moved no coefficient by more than ``1e-3 (1 + max|coef|)``.
+halved and the pass repeated; usually one pass is one iteration. Once the predicted decrease
+``-<grad f, d>`` is below ``4 eps |f|`` (the objective's rounding) the full step is taken. For a
+canonical link IRLS takes the same iterates. Stopping is `fit_glm`'s rule: ``max|grad f| <= tol
+max(1, |f|)`` after a step that moved no coefficient by more than ``1e-3 (1 + max|coef|)``.
 
 **Chunks are compiled once.** Every chunk is padded to ``chunk_rows`` rows by repeating its last row
 with weight 0 (a repeated row keeps ``eta`` inside the family's domain, where zeros might not, e.g.
@@ -133,7 +135,7 @@ def _covariance(H, information_scale, scale, *, nullity: int):
     return scale * d[:, None] * K_inv * d[None, :]
 
 
-# ----- reading chunks ------------------------------------------------------------------------------
+# ----- reading chunks -----------------------------------------------------------------------------
 
 
 def _read_rows(a, start: int, stop: int) -> np.ndarray:
@@ -152,7 +154,9 @@ def _read_rows(a, start: int, stop: int) -> np.ndarray:
     return np.asarray(a[start:stop])
 
 
-def _source(chunks, chunk_rows: int | None) -> tuple[Callable[[], Iterable], int | None, int | None]:
+def _source(
+    chunks, chunk_rows: int | None
+) -> tuple[Callable[[], Iterable], int | None, int | None]:
     """``(make_iterator, chunk_rows, number of chunks if known)`` for the accepted kinds of
     ``chunks``."""
     if isinstance(chunks, tuple) and chunks and all(hasattr(a, "shape") for a in chunks):
@@ -161,7 +165,7 @@ def _source(chunks, chunk_rows: int | None) -> tuple[Callable[[], Iterable], int
                 f"`chunks` as arrays must be (X, y[, weights[, offset]]), got {len(chunks)} arrays"
             )
         n = chunks[0].shape[0]
-        for a, name in zip(chunks, ["X", "y", "weights", "offset"]):
+        for a, name in zip(chunks, ["X", "y", "weights", "offset"][: len(chunks)], strict=True):
             if a.shape[0] != n:
                 raise ValueError(f"`chunks`: {name} has {a.shape[0]} rows, X has {n}")
         rows = chunk_rows or min(n, _DEFAULT_CHUNK_ROWS)
@@ -211,7 +215,7 @@ def _pad(chunk, rows: int, family) -> tuple[np.ndarray, ...]:
     return edge(X), edge(y), np.pad(weights, (0, extra)), edge(offset), n
 
 
-# ----- the fit -------------------------------------------------------------------------------------
+# ----- the fit ------------------------------------------------------------------------------------
 
 
 def fit_glm_streaming(
@@ -325,6 +329,9 @@ def fit_glm_streaming(
             d, _ = _solve(H, -g.reshape(-1), expected_nullity=nullity)
             d = d.reshape(coef.shape)
             slope = float(jnp.vdot(g, d))
+            # a predicted decrease below the objective's rounding: the comparison would see only
+            # noise, and the exact Newton step that close to the optimum is safe (as `NewtonCG`)
+            flat = -slope <= 4 * eps * abs(f)
             t, accepted = 1.0, False
             for _ in range(_MAX_HALVINGS):
                 trial = coef + t * d
@@ -332,7 +339,7 @@ def fit_glm_streaming(
                 sums_t, _ = one_pass(trial, f"pass {n_passes}")
                 f_t, g_t, H_t = totals(sums_t, trial)
                 armijo = f_t <= f + _ARMIJO * t * slope + 4 * eps * abs(f)
-                if np.isfinite(f_t) and f_t <= f and armijo:
+                if np.isfinite(f_t) and (flat or (f_t <= f and armijo)):
                     accepted = True
                     break
                 t *= 0.5

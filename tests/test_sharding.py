@@ -1,0 +1,134 @@
+"""Data-parallel fits on 4 (virtual CPU) devices equal single-device fits, with rows really split.
+
+The 4 devices exist only if XLA_FLAGS is set before JAX starts, so the checks run in a subprocess
+that prints its measurements as JSON; the assertions are here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import glmjax as gj
+
+_SCRIPT = textwrap.dedent(
+    r"""
+    import json, re
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+    import glmjax as gj
+    from glmjax._objective import GLMObjective
+    
+    mesh = jax.make_mesh((4,), ("rows",))
+    rng = np.random.default_rng(0)
+    n, p = 2000, 4
+    X = np.c_[np.ones(n), rng.normal(size=(n, p - 1))]
+    cases = {
+        "Bernoulli": (gj.Bernoulli(), rng.binomial(1, 1 / (1 + np.exp(-X @ [0.2, 1, -1, 0.5])))),
+        "Poisson": (gj.Poisson(), rng.poisson(np.exp(X @ [0.5, 0.3, -0.2, 0.1])).astype(float)),
+        "Categorical": (gj.Categorical(3), rng.integers(0, 3, n)),
+    }
+    out = {"device_count": jax.device_count()}
+    try:
+        gj.shard_rows(mesh, np.ones((2001, 2)))
+    except ValueError as e:
+        out["uneven_error"] = str(e)
+    for name, (family, y) in cases.items():
+        kw = {"chunk_size": n} if family.natural_dim is not None else {}
+        single = gj.fit_glm(X, y, family, tol=1e-12, **kw)
+        Xs, ys = gj.shard_rows(mesh, X, y)
+        sharded = gj.fit_glm(Xs, ys, family, tol=1e-12, **kw)
+
+        # what XLA makes of the pieces every solver step uses on these inputs: the compiled
+        # program's collectives, and the sharding of the linear predictor inside it
+        seen = {}
+
+        def pieces(X, y):
+            obj = GLMObjective.from_data(family, X, y, jnp.ones(n), jnp.zeros(n), 0.0)
+            coef = jnp.full(obj.coef_shape, 0.1)
+            jax.debug.inspect_array_sharding(
+                obj.eta(coef), callback=lambda s: seen.setdefault("eta", s)
+            )
+            return obj.value_and_grad(coef), obj.hessian(coef, chunk_size=kw.get("chunk_size"))
+
+        hlo = jax.jit(pieces).lower(Xs, ys).compile().as_text()
+        gathered = re.findall(r"= (\w+\[[^\]]*\])\S* all-gather\(", hlo)
+        out[name] = {
+            "coef_diff": float(np.max(np.abs(np.asarray(single.coef) - np.asarray(sharded.coef)))),
+            "stderr_rel_diff": float(np.max(np.abs(sharded.stderr / single.stderr - 1))),
+            "deviance_rel_diff": float(abs(sharded.deviance / single.deviance - 1)),
+            "n_iter": [int(single.n_iter), int(sharded.n_iter)],
+            "converged": bool(single.converged) and bool(sharded.converged),
+            "single_devices": len(single.coef.sharding.device_set),
+            "X_spec": list(Xs.sharding.spec),
+            "X_shards": sorted([list(s.data.shape) for s in Xs.addressable_shards]),
+            "X_shard_devices": len({s.device for s in Xs.addressable_shards}),
+            "y_shards": sorted([list(s.data.shape) for s in ys.addressable_shards]),
+            "coef_devices": len(sharded.coef.sharding.device_set),
+            "coef_replicated": sharded.coef.sharding.is_fully_replicated,
+            "eta_devices": seen["eta"].num_devices,
+            "eta_replicated": seen["eta"].is_fully_replicated,
+            "all_gathers": gathered,
+            "all_reduces": hlo.count("all-reduce("),
+        }
+    print("RESULT " + json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def four_devices():
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(s for s in proc.stdout.splitlines() if s.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+@pytest.mark.parametrize("family", ["Bernoulli", "Poisson", "Categorical"])
+def test_four_device_fit_equals_single_device_fit(four_devices, family):
+    assert four_devices["device_count"] == 4
+    r = four_devices[family]
+    assert r["converged"]
+    assert r["coef_diff"] <= 1e-10
+    assert r["stderr_rel_diff"] <= 1e-10
+    assert r["deviance_rel_diff"] <= 1e-10
+    assert r["single_devices"] == 1
+
+
+@pytest.mark.parametrize("family", ["Bernoulli", "Poisson", "Categorical"])
+def test_rows_stay_split_and_sums_are_all_reduced(four_devices, family):
+    r = four_devices[family]
+    # inputs: 4 blocks of 500 rows on 4 different devices
+    assert r["X_spec"] == ["rows", None]
+    assert r["X_shards"] == [[500, 4]] * 4 and r["X_shard_devices"] == 4
+    assert r["y_shards"] == [[500]] * 4
+    # inside the compiled objective, gradient and Hessian: eta is split by rows, nothing of length
+    # n is gathered, the sums over rows are all-reduces; the fitted coefficients are replicated
+    assert r["eta_devices"] == 4 and not r["eta_replicated"]
+    assert not [s for s in r["all_gathers"] if "2000" in s], r["all_gathers"]
+    assert r["all_reduces"] > 0
+    assert r["coef_devices"] == 4 and r["coef_replicated"]
+
+
+def test_shard_rows_checks_its_arguments(four_devices):
+    assert "2001 rows, not a multiple of the 4 devices" in four_devices["uneven_error"]
+    import jax
+    import numpy as np
+
+    mesh = jax.make_mesh((1,), ("rows",))
+    (x,) = gj.shard_rows(mesh, np.ones((3, 2)))
+    assert x.shape == (3, 2)
+    with pytest.raises(ValueError, match="0-d"):
+        gj.shard_rows(mesh, np.float64(1.0))
+    with pytest.raises(ValueError, match="not an axis"):
+        gj.shard_rows(mesh, np.ones(3), axis="cols")
