@@ -27,7 +27,8 @@ def _solution(coef):
         n_iter=jnp.array(3),
         converged=jnp.array(True),
         grad_norm=jnp.zeros((), coef.dtype),
-        history=jnp.zeros(4, coef.dtype),
+        # fit_glm's history length (max_iter + 1): the same shapes share compilations with fits
+        history=jnp.zeros(101, coef.dtype),
         result=jnp.array(int(ResultCode.successful), jnp.int32),
     )
 
@@ -153,7 +154,7 @@ def test_covariance_is_the_inverse_hessian_of_the_penalised_objective():
     with a ridge this is the penalised information."""
     X, y = _cpunish()
     coef = sm.GLM(y, X, family=sm.families.Poisson()).fit().params
-    l2 = 0.01 * np.ones(X.shape[1])
+    l2 = 0.01
     res = _result(X, y, gj.Poisson(), coef, l2=l2)
     objective = GLMObjective.from_data(
         gj.Poisson(), *validate_glm_inputs(X, y, gj.Poisson(), l2=l2)
@@ -251,20 +252,29 @@ def test_predict_summary_and_message():
         res.summary(names=["a"])
 
 
-def test_categorical_predict_gives_all_class_probabilities():
+@pytest.mark.parametrize("minimal", [True, False])
+def test_categorical_predict_gives_all_class_probabilities(minimal):
     """minimal=True: the last (reference) class has probability exp(-a(eta)); both forms give the
-    softmax of the full linear predictor."""
-    rng = np.random.default_rng(2)
-    X = np.column_stack([np.ones(30), rng.normal(size=(30, 2))])
-    y = np.arange(30) % 3
-    coef = rng.normal(size=(3, 2))
-    minimal = _result(X, y, gj.Categorical(3), coef)
-    full = _result(X, y, gj.Categorical(3, minimal=False), np.column_stack([coef, np.zeros(3)]))
-    softmax = jax.nn.softmax(jnp.column_stack([X @ coef, np.zeros(30)]), axis=1)
-    assert_allclose(minimal.predict(X), softmax, rtol=1e-12)
-    assert_allclose(full.predict(X), softmax, rtol=1e-12)
-    # same likelihood, same deviance; the over-parametrised covariance is a pseudo-inverse
-    assert_allclose((full.loglik, full.deviance), (minimal.loglik, minimal.deviance), rtol=1e-10)
-    assert_allclose(minimal.deviance, -2 * minimal.loglik, rtol=1e-10)
-    assert np.all(np.isfinite(full.stderr)) and full.cov.shape == (9, 9)
-    assert float(full.df_resid) == float(minimal.df_resid) == 30 - 6
+    softmax of the full linear predictor (ANES and iris shapes, as in test_reference)."""
+    if minimal:
+        data = sm.datasets.anes96.load_pandas()
+        X = sm.add_constant(data.exog.to_numpy(float), prepend=False)
+        y, k, kwargs = (data.endog.to_numpy().astype(int) - 1) % 7, 7, {}
+    else:
+        from sklearn.datasets import load_iris
+
+        X, y = load_iris(return_X_y=True)
+        X, k, kwargs = np.column_stack([np.ones(len(X)), X]), 3, {"l2": 0.01}
+    n, p = X.shape
+    family = gj.Categorical(k, minimal=minimal)
+    coef = 0.01 * np.random.default_rng(2).normal(size=(p, family.natural_dim))
+    res = _result(X, y, family, coef, **kwargs)
+    eta = X @ coef
+    full_eta = np.column_stack([eta, np.zeros(n)]) if minimal else eta
+    softmax = jax.nn.softmax(jnp.asarray(full_eta), axis=1)
+    assert_allclose(res.predict(X), softmax, rtol=1e-12)
+    assert_allclose(res.loglik, np.sum(np.log(softmax[np.arange(n), y])), rtol=1e-12)
+    # the saturated multinomial log-likelihood is 0
+    assert_allclose(res.deviance, -2 * res.loglik, rtol=1e-10)
+    assert np.all(np.isfinite(res.stderr)) and res.cov.shape == (p * k - p * minimal,) * 2
+    assert float(res.df_resid) == n - p * (k - 1)
