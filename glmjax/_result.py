@@ -154,7 +154,7 @@ def _saturated(family, t, start):
     of the move: ``O(eps^{3/4})`` on the boundary, ``O(eps^{3/2})`` inside).
     """
     shrink = jnp.finfo(t.dtype).eps ** 0.75
-    centre = family.mean(jnp.full_like(start, family._eta_start))
+    centre = family.mean(jnp.full(start.shape[1:], family._eta_start, start.dtype))
     target = (1 - shrink) * t + shrink * centre
 
     def fun(e, ti):
@@ -368,15 +368,14 @@ def _make_result(family, X, y, weights, offset, l2, solution, refit_null: bool) 
     rank = _rank(family, p)
     df_resid = (nobs - rank).astype(dtype)
 
-    # the saturated model, and in the same Newton solve one more row: the weighted mean of T(y),
-    # whose maximiser is the intercept-only model's eta when there is no offset
+    # the saturated model, and the weighted mean of T(y), whose maximiser is the intercept-only
+    # model's eta when there is no offset. Two solves, not one over n + 1 rows: rows sharded over
+    # devices (`shard_rows`) must keep their count, n + 1 rows crash XLA's SPMD partitioner.
     wb = omega if t.ndim == 1 else omega[:, None]
     mean_t = jnp.sum(wb * t, axis=0) / jnp.sum(omega)
     mean_eta = jnp.sum(wb * eta, axis=0) / jnp.sum(omega)
-    values, best = _saturated(
-        family, jnp.concatenate([t, mean_t[None]]), jnp.concatenate([eta, mean_eta[None]])
-    )
-    saturated = values[:-1]
+    saturated, _ = _saturated(family, t, eta)
+    _, best = _saturated(family, mean_t[None], mean_eta[None])
 
     def deviance_at(e):
         return 2 * jnp.sum(omega * (saturated - (_inner(family, e, t) - family.log_partition(e))))
