@@ -1,27 +1,27 @@
 r"""Hessian-free Newton (``method="newton-cg"``): truncated conjugate gradients on Hessian-vector
 products, for models with too many coefficients for a dense Hessian.
 
-With ``q`` coefficients, exact Newton stores and factorises the ``(q, q)`` Hessian: softmax regression
-with ``d = 1000`` features and ``k = 100`` classes has ``q = 99,000`` and a 78 GB Hessian. Newton-CG
-never forms it. Each iteration approximately solves the Newton system
+With ``q`` coefficients, exact Newton stores and factorises the ``(q, q)`` Hessian: softmax
+regression with ``d = 1000`` features and ``k = 100`` classes has ``q = 99,000`` and a 78 GB
+Hessian. Newton-CG never forms it. Each iteration approximately solves the Newton system
 
 $$ H(\mathrm{coef})\, d = -\nabla f(\mathrm{coef}) $$
 
 by conjugate gradients, where each product ``H v`` is the directional derivative of the gradient,
 ``jax.jvp(jax.grad(f), (coef,), (v,))`` — forward-over-reverse autodiff, costing a few gradient
-evaluations and ``O(q + n m)`` memory. CG stops at the *truncation rule* (Nocedal & Wright, Numerical
-Optimization, 2nd ed., Algorithm 7.1)
+evaluations and ``O(q + n m)`` memory. CG stops at the *truncation rule* (Nocedal & Wright,
+Numerical Optimization, 2nd ed., Algorithm 7.1)
 
 $$ \|H d + \nabla f\| \le \eta_k \|\nabla f\|, \qquad \eta_k = \min(0.5, \sqrt{\|\nabla f\|}) , $$
 
-so early iterations take cheap, rough steps and the last ones converge superlinearly; or when it meets
-a direction of non-positive curvature ``v^T H v <= 0`` (a singular Hessian, e.g.
+so early iterations take cheap, rough steps and the last ones converge superlinearly; or when it
+meets a direction of non-positive curvature ``v^T H v <= 0`` (a singular Hessian, e.g.
 ``Categorical(k, minimal=False)`` without ridge), keeping the iterate so far (the steepest-descent
-direction if that happens at once); or after ``max_cg_iter`` products. The step then goes through the
-same backtracking (Armijo) line search as `Newton`, so the objective never increases, and the same
-stopping rules (`glmjax._solvers`) — except once the predicted decrease ``-<grad f, d>`` is below
-``4 eps |f|``: the objective can no longer tell better from worse, and the full step is taken (an
-inexact Newton step that close to the optimum only shrinks the gradient).
+direction if that happens at once); or after ``max_cg_iter`` products. The step then goes through
+the same backtracking (Armijo) line search as `Newton`, so the objective never increases, and the
+same stopping rules (`glmjax._solvers`) — except once the predicted decrease ``-<grad f, d>`` is
+below ``4 eps |f|``: the objective can no longer tell better from worse, and the full step is taken
+(an inexact Newton step that close to the optimum only shrinks the gradient).
 """
 
 from typing import ClassVar
@@ -38,7 +38,7 @@ from ._solvers import StepInfo, backtrack
 def truncated_cg(
     hvp, b: Float[Array, " q"], *, rtol, max_iter: int
 ) -> tuple[Float[Array, " q"], Int[Array, ""]]:
-    """Conjugate gradients for ``H x = b`` from ``x = 0``, with ``H`` given only by ``hvp(v) = H v``.
+    """Conjugate gradients for ``H x = b`` from ``x = 0``, ``H`` given only by ``hvp(v) = H v``.
 
     Stops when ``|b - H x| <= rtol |b|``, after ``max_iter`` products, or at a direction ``v`` with
     ``v^T H v <= 0`` (returning the iterate so far, or ``b`` itself if that is the first direction).
