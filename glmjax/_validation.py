@@ -7,9 +7,10 @@ meaningless, *before* anything is compiled.
 **Two tiers.** Shape checks are static and always run, also under ``jax.jit``/``jax.vmap``. Value
 checks (NaN/inf, the support of ``y``, signs of ``weights`` and ``l2``, identifiability of ``X``)
 need concrete numbers: they run for every argument that is not a tracer and are skipped for traced
-ones (``fit_glm`` inside ``jax.jit``/``jax.vmap``). A traced bad value then shows up in the fit
-itself: ``y`` outside the support has log-density ``-inf`` and the solver reports a non-finite
-objective in its result code; nothing raises. (``equinox.error_if`` was not used: it would put a
+ones (``fit_glm`` inside ``jax.jit``/``jax.vmap``) and for global arrays spread over several
+processes (``jax.distributed``), which no one process can read. A traced bad value then shows up in
+the fit itself: ``y`` outside the support has log-density ``-inf`` and the solver reports a
+non-finite objective in its result code; nothing raises. (``equinox.error_if`` was not used: it would put a
 runtime check into every compiled fit, and under ``vmap`` one bad data set would abort all.)
 
 **The rules** (``n`` rows, ``p`` columns, ``m = family.natural_dim``):
@@ -43,7 +44,8 @@ from ._family import ExponentialFamily
 
 
 def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
+    # a global array spread over several processes (jax.distributed) cannot be read here either
+    return not isinstance(x, jax.core.Tracer) and getattr(x, "is_fully_addressable", True)
 
 
 def _as_array(value, name: str, dtype=None) -> Array:
