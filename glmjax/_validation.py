@@ -10,8 +10,9 @@ need concrete numbers: they run for every argument that is not a tracer and are 
 ones (``fit_glm`` inside ``jax.jit``/``jax.vmap``) and for global arrays spread over several
 processes (``jax.distributed``), which no one process can read. A traced bad value then shows up in
 the fit itself: ``y`` outside the support has log-density ``-inf`` and the solver reports a
-non-finite objective in its result code; nothing raises. (``equinox.error_if`` was not used: it would put a
-runtime check into every compiled fit, and under ``vmap`` one bad data set would abort all.)
+non-finite objective in its result code; nothing raises. (``equinox.error_if`` was not used: it
+would put a runtime check into every compiled fit, and under ``vmap`` one bad data set would abort
+all.)
 
 **The rules** (``n`` rows, ``p`` columns, ``m = family.natural_dim``):
 
