@@ -133,3 +133,58 @@ def test_shard_rows_checks_its_arguments(four_devices):
         gj.shard_rows(mesh, np.float64(1.0))
     with pytest.raises(ValueError, match="not an axis"):
         gj.shard_rows(mesh, np.ones(3), axis="cols")
+
+
+_MULTIHOST = textwrap.dedent(
+    r"""
+    import sys
+    import jax
+    port, pid = sys.argv[1], int(sys.argv[2])
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec
+    import glmjax as gj
+
+    mesh = jax.make_mesh((jax.device_count(),), ("rows",), axis_types=(AxisType.Auto,))
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = np.c_[np.ones(n), rng.normal(size=(n, 3))]
+    y = rng.poisson(np.exp(X @ [0.5, 0.3, -0.2, 0.1])).astype(float)
+    mine = slice(pid * n // 2, (pid + 1) * n // 2)  # each process holds only its own rows
+    Xg = jax.make_array_from_process_local_data(NamedSharding(mesh, PartitionSpec("rows")), X[mine])
+    yg = jax.make_array_from_process_local_data(NamedSharding(mesh, PartitionSpec("rows")), y[mine])
+    fit = gj.fit_glm(Xg, yg, gj.Poisson(), tol=1e-10)
+    local = np.asarray(fit.coef.addressable_data(0))
+    ref = np.asarray(gj.fit_glm(X, y, gj.Poisson(), tol=1e-10).coef)
+    print("RESULT", jax.process_count(), Xg.is_fully_addressable, np.max(np.abs(local - ref)))
+    """
+)
+
+
+def test_two_processes_with_jax_distributed_equal_one():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MULTIHOST, port, str(pid)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for pid in (0, 1)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+        line = next(s for s in out.splitlines() if s.startswith("RESULT "))
+        count, addressable, diff = line.split()[1:]
+        # two processes, a global array neither can read whole, the single-process optimum
+        assert count == "2" and addressable == "False"
+        assert float(diff) <= 1e-10
