@@ -14,6 +14,10 @@ def _s(x) -> str:
     return f"{x:.3g}"
 
 
+def _ratio(x) -> str:
+    return "—" if x is None else f"**{x:.2f}**"
+
+
 def _solvers(r: dict) -> list[str]:
     lines = [
         f"### Newton against first-order methods (to relative suboptimality "
@@ -47,6 +51,12 @@ def _peers(r: dict) -> list[str]:
     for w in r["workloads"].values():
         for label, f in w["glmjax"].items():
             name, objective = label.split(" (")
+            if "error" in f:
+                lines.append(
+                    f"| {w['description']} | glmjax {name} | {objective.rstrip(')')} | "
+                    f"failed: {f['error']} | | | | | | |"
+                )
+                continue
             sub = f.get("suboptimality")
             agrees = {True: "yes", False: "**no**"}.get(f.get("agrees"), "—")
             lines.append(
@@ -63,7 +73,7 @@ def _peers(r: dict) -> list[str]:
                 continue
             lines.append(
                 f"| {w['description']} | {row['peer']} {row['solver']} | {row['objective']} | "
-                f"{_s(row['run_seconds'])} | **{row['ratio_glmjax_newton_over_peer']:.2f}** | "
+                f"{_s(row['run_seconds'])} | {_ratio(row.get('ratio_glmjax_newton_over_peer'))} | "
                 f"{row['ratio_glmjax_fastest_over_peer']:.2f} ({row['glmjax_fastest']}) | "
                 f"{row['best_threads']} | {row['n_iter']} | {row['suboptimality']:.1e} | "
                 f"{'yes' if row['agrees'] else '**no**'} |"
