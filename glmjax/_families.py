@@ -35,8 +35,37 @@ def _is_integer(y) -> Bool[Array, ""]:
 
 
 def _log1mexp(x):
-    """log(1 - e^x) for x < 0, accurate at both ends (Maechler 2012)."""
-    return jnp.where(x > -jnp.log(2.0), jnp.log(-jnp.expm1(x)), jnp.log1p(-jnp.exp(x)))
+    """log(1 - e^x) for x < 0, accurate at both ends (Maechler 2012).
+
+    Each branch only sees inputs where it is finite (the "double where"): otherwise the unused
+    branch's infinite derivative, times its zero cotangent, makes a NaN gradient (e.g.
+    ``log1p(-exp(x))`` at ``x = -1e-17``, where ``exp(x)`` rounds to 1).
+    """
+    near_zero = x > -jnp.log(2.0)
+    x_near = jnp.where(near_zero, x, -1.0)
+    x_far = jnp.where(near_zero, -1.0, x)
+    return jnp.where(near_zero, jnp.log(-jnp.expm1(x_near)), jnp.log1p(-jnp.exp(x_far)))
+
+
+def _logsumexp(x: Float[Array, " m"]) -> Float[Array, ""]:
+    """log sum_i e^{x_i}, pivoted on the largest entry ``x_*`` *including its gradient*:
+    ``x_* + log1p(sum_{i != *} e^{x_i - x_*})``.
+
+    Every exponential is <= 1 (no overflow) and small terms keep their relative accuracy (log1p).
+    Unlike ``jax.nn.logsumexp``/``softplus`` (whose max is a stop-gradient constant, so that the
+    autodiff hessian is computed as ``p - p^2``), differentiating this form twice gives each entry
+    of ``diag(p) - p p^T`` without cancellation: the derived variance ``p (1 - p)`` stays accurate
+    to a few ulps when ``p`` is within ``e^-700`` of 1 (it was lost beyond ``|eta| ~ 37``). The
+    pivot is piecewise constant, so the derivatives are those of logsumexp everywhere.
+    """
+    top = jnp.argmax(x)
+    rest = jnp.where(jnp.arange(x.shape[-1]) == top, 0.0, jnp.exp(x - x[top]))
+    return x[top] + jnp.log1p(jnp.sum(rest))
+
+
+def _softplus(eta: Float[Array, ""]) -> Float[Array, ""]:
+    """log(1 + e^eta), as `_logsumexp` of ``(eta, 0)``."""
+    return _logsumexp(jnp.stack([eta, jnp.zeros_like(eta)]))
 
 
 def _positive(value, name: str):
@@ -53,7 +82,7 @@ class Bernoulli(ExponentialFamily):
         return _float(y)
 
     def _log_partition(self, eta):
-        return jax.nn.softplus(eta)
+        return _softplus(eta)
 
     def _log_base_measure(self, y):
         return jnp.zeros_like(_float(y))
@@ -87,7 +116,7 @@ class Binomial(ExponentialFamily):
         return _float(y)
 
     def _log_partition(self, eta):
-        return jax.nn.softplus(eta)
+        return _softplus(eta)
 
     def _log_base_measure(self, y):
         n = self.trials
@@ -252,8 +281,8 @@ class Geometric(ExponentialFamily):
     def closed_forms(self):
         return ClosedForms(
             mean=lambda eta: 1.0 / jnp.expm1(-eta),
-            variance=lambda eta: jnp.exp(-eta) / jnp.expm1(-eta) ** 2,
-            link=lambda mu: jnp.log(mu / (1.0 + mu)),
+            variance=lambda eta: jnp.exp(eta) / jnp.expm1(eta) ** 2,
+            link=lambda mu: -jnp.log1p(1.0 / mu),
         )
 
 
@@ -288,7 +317,7 @@ class NegativeBinomial(ExponentialFamily):
         return ClosedForms(
             mean=mean,
             variance=lambda eta: mean(eta) + mean(eta) ** 2 / self.r,
-            link=lambda mu: jnp.log(mu / (mu + self.r)),
+            link=lambda mu: -jnp.log1p(self.r / mu),
         )
 
 
@@ -334,7 +363,7 @@ class Categorical(ExponentialFamily):
         return one_hot[: self.natural_dim]
 
     def _log_partition(self, eta):
-        return jax.nn.logsumexp(self._full_eta(eta))
+        return _logsumexp(self._full_eta(eta))
 
     def _log_base_measure(self, y):
         return jnp.zeros((), jnp.result_type(float))
@@ -347,8 +376,11 @@ class Categorical(ExponentialFamily):
             return jax.nn.softmax(self._full_eta(eta))[: self.natural_dim]
 
         def variance(eta):
-            p = mean(eta)
-            return jnp.diag(p) - jnp.outer(p, p)
+            # p_i (1 - p_i) with 1 - p_i summed from the other classes, accurate as p_i -> 1
+            p_all = jax.nn.softmax(self._full_eta(eta))
+            others = 1.0 - jnp.eye(self.num_classes, dtype=p_all.dtype)
+            p, p_rest = p_all[: self.natural_dim], (others @ p_all)[: self.natural_dim]
+            return jnp.diag(p * p_rest) - jnp.outer(p, p) * others[: p.size, : p.size]
 
         def link(mu):
             if self.minimal:

@@ -39,6 +39,12 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def _as_float(x: ArrayLike) -> Array:
+    """``x`` as an array of a floating dtype (integers -> the default float), so ``jax.grad`` applies."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
 class ExponentialFamily(eqx.Module):
     """Base class. Subclasses implement `sufficient_statistic`, `log_partition`, `log_base_measure`
     and `in_support` for a single example; `dispersion` and `natural_dim` are overridable."""
@@ -128,7 +134,7 @@ class ExponentialFamily(eqx.Module):
 
     def log_partition(self, eta: ArrayLike) -> Float[Array, "*batch"]:
         """a(eta)."""
-        return self._vectorize(self._log_partition, f"{self._eta_core}->()")(eta)
+        return self._vectorize(self._log_partition, f"{self._eta_core}->()")(_as_float(eta))
 
     def log_base_measure(self, y: ArrayLike) -> Float[Array, "*batch"]:
         """log b(y); ``-inf`` outside the support under jit (``ValueError`` when concrete)."""
@@ -159,13 +165,13 @@ class ExponentialFamily(eqx.Module):
     def mean(self, eta: ArrayLike) -> Float[Array, "..."]:
         """E[T(y)] = grad a(eta), by ``jax.grad``."""
         core = self._eta_core
-        return self._vectorize(mean_map(self._log_partition), f"{core}->{core}")(eta)
+        return self._vectorize(mean_map(self._log_partition), f"{core}->{core}")(_as_float(eta))
 
     def variance(self, eta: ArrayLike) -> Float[Array, "..."]:
         """Var[T(y)] = phi * hessian a(eta), by ``jax.hessian`` (a matrix for vector eta)."""
         hess = variance_map(self._log_partition)
         return self._vectorize(lambda e: self.dispersion * hess(e), f"{self._eta_core}->{self._var_core}")(
-            eta
+            _as_float(eta)
         )
 
     def link(self, mu: ArrayLike) -> Float[Array, "..."]:
@@ -174,9 +180,7 @@ class ExponentialFamily(eqx.Module):
         Differentiable (implicit function theorem). For an over-parametrised family (a singular
         hessian, e.g. ``Categorical(k, minimal=False)``) it returns the minimum-norm solution.
         """
-        mu = jnp.asarray(mu)
-        if not jnp.issubdtype(mu.dtype, jnp.floating):
-            mu = mu.astype(jnp.result_type(float))
+        mu = _as_float(mu)
         core = self._eta_core
 
         def one(m):
