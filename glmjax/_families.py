@@ -359,7 +359,8 @@ class Categorical(ExponentialFamily):
         return jnp.concatenate([eta, jnp.zeros((1,), eta.dtype)]) if self.minimal else eta
 
     def _sufficient_statistic(self, y):
-        one_hot = jax.nn.one_hot(y, self.num_classes, dtype=jnp.result_type(float))
+        # labels may come as floats (y = 2.0); one_hot wants integers
+        one_hot = jax.nn.one_hot(jnp.asarray(y).astype(jnp.int32), self.num_classes, dtype=jnp.result_type(float))
         return one_hot[: self.natural_dim]
 
     def _log_partition(self, eta):

@@ -109,10 +109,12 @@ class ExponentialFamily(eqx.Module):
         """Raise ``ValueError`` if concrete ``y`` has a value outside the support (no-op when traced)."""
         if not _is_concrete(y):
             return
-        y = jnp.asarray(y)
-        if not bool(jnp.all(jnp.isfinite(y))):
+        y = np.asarray(y)
+        if not np.all(np.isfinite(y)):
             raise ValueError(f"`{name}` contains NaN or inf")
-        ok = np.asarray(self._vectorize(self._in_support, "()->()")(y))
+        # a concrete y met while tracing (a constant inside jit) is checked now, not traced
+        with jax.ensure_compile_time_eval():
+            ok = np.asarray(self._vectorize(self._in_support, "()->()")(jnp.asarray(y)))
         if not ok.all():
             bad = np.asarray(y)[~ok] if np.ndim(y) else np.asarray(y)
             raise ValueError(
