@@ -87,22 +87,35 @@ def _embed(family, e):
     return jnp.concatenate([e, jnp.zeros(e.shape[:-1] + (1,), e.dtype)], axis=-1)
 
 
-def _maximise_rows(fun, x0, args, *, max_iter: int = 200):
+def _maximise_rows(fun, x0, args, *, derivatives=None, max_iter: int = 200):
     """Maximise the concave ``fun(x_r, *args_r)`` for every row ``r`` of ``x0`` at once.
 
-    Newton's method with step halving to Armijo's condition (``fun`` finite and increased by at
-    least ``1e-4 t`` times the Newton decrement ``-g^T H^{-1} g``, up to rounding); a row stops
-    when its decrement is at rounding level or no step is accepted, all rows after ``max_iter``.
-    ``x0`` is ``(r,)`` (scalar unknowns) or ``(r, d)``.
+    Newton's method with a line search on each row: the step is halved until Armijo's condition
+    holds (``fun`` finite and increased by at least ``1e-4 t`` times the Newton decrement
+    ``-g^T H^{-1} g``, up to rounding), or, when the full step is accepted, doubled (up to 64 times)
+    while that increases ``fun`` further. Doubling matters where the maximiser is far out along a
+    direction in which ``a`` grows exponentially (a mean near the boundary): plain Newton crawls
+    there one unit of ``eta`` per iteration. A row stops when its decrement is at rounding level or
+    no step is accepted, all rows after ``max_iter``. ``x0`` is ``(r,)`` (scalar unknowns) or
+    ``(r, d)``; ``derivatives(x, *args)`` returns the rows' gradients and Hessians (default: by
+    ``jax.grad``/``jax.hessian`` of ``fun``).
     """
     value = jax.vmap(fun)
-    grad = jax.vmap(jax.grad(fun))
-    hess = jax.vmap(jax.hessian(fun))
+    if derivatives is None:
+        grad, hess = jax.vmap(jax.grad(fun)), jax.vmap(jax.hessian(fun))
+
+        def derivatives(x, *args):
+            return grad(x, *args), hess(x, *args)
+
     eps = jnp.finfo(x0.dtype).eps
+
+    def rows(a, x):
+        return a if x.ndim == 1 else a[:, None]
 
     def body(state):
         k, x, done = state
-        f, g, H = value(x, *args), grad(x, *args), hess(x, *args)
+        f = value(x, *args)
+        g, H = derivatives(x, *args)
         if x.ndim == 1:
             step = -g / H
             decrement = g * step
@@ -112,22 +125,28 @@ def _maximise_rows(fun, x0, args, *, max_iter: int = 200):
         tol = 16 * eps * (1 + jnp.abs(f))
         # a numerically singular H (curvature at rounding level) ends the row where it is
         finite = jnp.isfinite(decrement)
-        step = jnp.where(finite if x.ndim == 1 else finite[:, None], step, 0)
+        step = jnp.where(rows(finite, x), step, 0)
         decrement = jnp.where(finite, decrement, 0)
 
-        def move(t):
-            return x + (t if x.ndim == 1 else t[:, None]) * step
+        def at(t):
+            return value(x + rows(t, x) * step, *args)
 
         def bad(t):
-            # Armijo's sufficient increase, up to rounding
-            fn = value(move(t), *args)
+            fn = at(t)
             return ~(jnp.isfinite(fn) & (fn >= f + 1e-4 * t * decrement - tol)) & (t > 2.0**-60)
+
+        def longer(t):
+            fn, f2 = at(t), at(2 * t)
+            return (t >= 1) & (t < 64) & jnp.isfinite(f2) & (f2 > fn + tol)
 
         t = lax.while_loop(
             lambda t: jnp.any(bad(t)), lambda t: jnp.where(bad(t), 0.5 * t, t), jnp.ones_like(f)
         )
+        t = lax.while_loop(
+            lambda t: jnp.any(longer(t)), lambda t: jnp.where(longer(t), 2 * t, t), t
+        )
         stuck = t <= 2.0**-60
-        moved = jnp.where(done | stuck if x.ndim == 1 else (done | stuck)[:, None], x, move(t))
+        moved = jnp.where(rows(done | stuck, x), x, x + rows(t, x) * step)
         return k + 1, moved, done | stuck | ~(decrement > tol)
 
     def cond(state):
@@ -161,7 +180,18 @@ def _saturated(family, t, start):
         full = _embed(family, e)
         return _inner(family, full, ti) - family.log_partition(full)
 
-    best = _embed(family, _maximise_rows(fun, _restrict(family, start), (target,)))
+    def derivatives(e, ti):
+        # the family's own (autodiff-derived, vectorised) mean and variance; restricted to the
+        # free coordinates of an over-parametrised family
+        full = _embed(family, e)
+        g = ti - family.mean(full)
+        H = -family.variance(full) / jnp.asarray(family.dispersion, e.dtype)
+        if family.identifiable:
+            return g, H
+        return g[..., :-1], H[..., :-1, :-1]
+
+    best = _maximise_rows(fun, _restrict(family, start), (target,), derivatives=derivatives)
+    best = _embed(family, best)
     return _inner(family, best, t) - family.log_partition(best), best
 
 
@@ -347,14 +377,47 @@ def make_result(
 
     The inputs are those of `validate_glm_inputs`; works under ``jax.jit`` and ``jax.vmap``.
     """
+    readable = all(_is_readable(a) for a in (y, weights, offset))
     # a concrete all-zero offset needs no Newton refit of the null model (a smaller program)
-    concrete = not isinstance(offset, jax.core.Tracer)
-    refit_null = not (concrete and not np.any(np.asarray(offset)))
-    return _make_result(family, X, y, weights, offset, l2, solution, refit_null)
+    refit_null = not (readable and not np.any(np.asarray(offset)))
+    by_value = _saturated_by_value(family, y, weights) if readable else None
+    return _make_result(family, X, y, weights, offset, l2, solution, refit_null, by_value)
+
+
+def _is_readable(x) -> bool:
+    # neither traced nor a global array spread over several processes (jax.distributed)
+    return not isinstance(x, jax.core.Tracer) and getattr(x, "is_fully_addressable", True)
+
+
+_saturated_jit = eqx.filter_jit(_saturated)
+
+
+def _saturated_by_value(family, y, weights):
+    """`_saturated` for concrete data, once per distinct value of ``T(y)`` (``a*(T(y))`` depends
+    on ``y`` alone): ``k`` one-hot rows for `Categorical` instead of ``n``. The weighted mean of
+    ``T(y)`` is one more row; its maximiser is the offset-free null model's ``eta``. Rows are
+    padded to a power of two so that few distinct shapes get compiled.
+
+    **Returns:** the saturated values ``(n,)`` and the maximiser for the weighted mean."""
+    dtype = jnp.asarray(y).dtype
+    # as the objective computes it: no support check (a Binomial y is a proportion of weights)
+    t = np.asarray(jax.vmap(family._sufficient_statistic)(jnp.asarray(y)), dtype)
+    flat = t.reshape(len(t), -1)
+    unique, inverse = np.unique(flat, axis=0, return_inverse=True)
+    w = np.asarray(weights, dtype)
+    mean_t = (w[:, None] * flat).sum(axis=0) / w.sum()
+    rows = np.concatenate([unique, mean_t[None]])
+    size = 1 << (len(rows) - 1).bit_length()
+    rows = np.concatenate([rows, np.repeat(rows[-1:], size - len(rows), axis=0)])
+    rows = jnp.asarray(rows.reshape((size,) + t.shape[1:]))
+    values, best = _saturated_jit(family, rows, jnp.full(rows.shape, family._eta_start, dtype))
+    return values[: len(unique)][jnp.asarray(inverse.reshape(-1))], best[len(unique)]
 
 
 @eqx.filter_jit
-def _make_result(family, X, y, weights, offset, l2, solution, refit_null: bool) -> GLMResult:
+def _make_result(
+    family, X, y, weights, offset, l2, solution, refit_null: bool, by_value
+) -> GLMResult:
     objective = GLMObjective.from_data(family, X, y, weights, offset, l2)
     n, p = X.shape
     coef = solution.coef
@@ -369,13 +432,17 @@ def _make_result(family, X, y, weights, offset, l2, solution, refit_null: bool) 
     df_resid = (nobs - rank).astype(dtype)
 
     # the saturated model, and the weighted mean of T(y), whose maximiser is the intercept-only
-    # model's eta when there is no offset. Two solves, not one over n + 1 rows: rows sharded over
-    # devices (`shard_rows`) must keep their count, n + 1 rows crash XLA's SPMD partitioner.
+    # model's eta when there is no offset: per distinct T(y) outside (`by_value`) for readable
+    # data, else here. Two solves, not one over n + 1 rows: rows sharded over devices
+    # (`shard_rows`) must keep their count, n + 1 rows crash XLA's SPMD partitioner.
     wb = omega if t.ndim == 1 else omega[:, None]
     mean_t = jnp.sum(wb * t, axis=0) / jnp.sum(omega)
     mean_eta = jnp.sum(wb * eta, axis=0) / jnp.sum(omega)
-    saturated, _ = _saturated(family, t, eta)
-    _, best = _saturated(family, mean_t[None], mean_eta[None])
+    if by_value is None:
+        saturated, _ = _saturated(family, t, eta)
+        null_c = _saturated(family, mean_t[None], mean_eta[None])[1][0]
+    else:
+        saturated, null_c = by_value
 
     def deviance_at(e):
         return 2 * jnp.sum(omega * (saturated - (_inner(family, e, t) - family.log_partition(e))))
@@ -384,9 +451,9 @@ def _make_result(family, X, y, weights, offset, l2, solution, refit_null: bool) 
     has_intercept = jnp.any(jnp.all(X == X[:1], axis=0) & (X[0] != 0))
     offset = objective.offset
     if refit_null:
-        null_fit = _null_eta(family, t, omega, offset, best[-1])
+        null_fit = _null_eta(family, t, omega, offset, null_c)
     else:
-        null_fit = jnp.broadcast_to(best[-1], eta.shape) + offset
+        null_fit = jnp.broadcast_to(null_c, eta.shape) + offset
     null_eta = jnp.where(has_intercept, null_fit, offset)
     null_deviance = deviance_at(null_eta)
     df_null = (nobs - jnp.where(has_intercept, rank // p, 0)).astype(dtype)
