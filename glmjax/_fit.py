@@ -69,8 +69,9 @@ def fit_glm(
     - `l2`: ridge penalty, a scalar or an array broadcastable to `coef` (0 for unpenalised rows).
     - `max_iter`: iteration limit; `history` has `max_iter + 1` entries.
     - `tol`: converged when ``max|grad| <= tol * max(1, |objective|)`` (and, for Newton/IRLS, the
-      last step was small). In float32 use ``tol`` around ``1e-5``; a fit that rounding stops within
-      ``sqrt(eps)`` of that also counts as converged.
+      last step was small). Rounding limits what is reachable (about ``1e-5`` in float32): a fit
+      whose steps no longer decrease the objective also counts as converged when
+      ``max|grad| <= max(tol, sqrt(eps)) * max(1, |objective|)``.
     - `hessian`: `"structured"` (chunked GLM form, default) or `"full"` (``jax.hessian`` of the
       objective); Newton only.
     - `chunk_size`: rows per chunk of the structured Hessian (default: all rows for a scalar family,

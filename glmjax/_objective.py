@@ -38,6 +38,7 @@ import numpy as np
 from jax import lax
 from jaxtyping import Array, Float
 
+from ._families import Categorical
 from ._family import ExponentialFamily
 
 # rows per chunk of the structured Hessian for a vector family: the chunk temporary holds
@@ -75,8 +76,11 @@ class GLMObjective(eqx.Module):
     @classmethod
     def from_data(cls, family, X, y, weights, offset, l2) -> "GLMObjective":
         """Build from responses ``y`` (``T(y)`` is computed once here, in ``X``'s dtype)."""
-        X = jnp.asarray(X)
-        t = jax.vmap(family._sufficient_statistic)(jnp.asarray(y)).astype(X.dtype)
+        X, y = jnp.asarray(X), jnp.asarray(y)
+        if isinstance(family, Categorical):
+            # labels index a one-hot vector (jax.nn.one_hot rejects floating labels)
+            y = y.astype(jnp.int32)
+        t = jax.vmap(family._sufficient_statistic)(y).astype(X.dtype)
         offset = jnp.asarray(offset, X.dtype)
         if family.natural_dim is not None and offset.ndim == 1:
             offset = offset[:, None]

@@ -24,8 +24,8 @@ tol * s`` and, for Newton/IRLS, the last step moved no coefficient by more than 
 |coef|)``. If the gradient is that small but Newton steps stay large for 3 iterations in a row, the
 minimiser is at infinity (the maximum-likelihood estimate does not exist): *separation* (a
 separating hyperplane for Bernoulli/Binomial/Categorical, all-zero counts on a half-space for
-Poisson). The fit stops there with finite coefficients. If the line search finds no decrease
-(rounding), the fit stops and counts as converged when ``g <= max(tol, sqrt(eps)) * s``.
+Poisson). The fit stops there with finite coefficients. If a step no longer decreases the
+objective (rounding), the fit stops and counts as converged when ``g <= max(tol, sqrt(eps)) * s``.
 """
 
 import enum
@@ -101,6 +101,9 @@ class Solution(eqx.Module):
 
 
 class StepInfo(eqx.Module):
+    """``stalled``: the step did not decrease the objective; ``singular``: the Hessian solve
+    dropped unexpected null directions."""
+
     stalled: Bool[Array, ""]
     singular: Bool[Array, ""]
 
@@ -164,10 +167,12 @@ def backtrack(objective, coef, f, slope, direction, t0):
 
 
 def _line_search_step(objective, coef, f, grad, direction, t0=1.0):
+    """A backtracking step along ``direction``; ``ok`` is False when it did not decrease ``f``
+    (no acceptable ``t``, or a step so small that ``f`` is unchanged in floating point)."""
     t, ok = backtrack(objective, coef, f, jnp.vdot(grad, direction), direction, t0)
     new = coef + t * direction
     f_new, g_new = objective.value_and_grad(new)
-    return new, f_new, g_new, t, ok
+    return new, f_new, g_new, t, ok & (f_new < f)
 
 
 def _expected_nullity(objective: GLMObjective) -> int:
@@ -280,7 +285,11 @@ class GradientDescent(eqx.Module):
         return 1 / jnp.maximum(lipschitz, tiny) / 2  # doubled before the first trial
 
     def step(self, objective, coef, f, grad, t_prev):
-        new, f_new, g_new, t, ok = _line_search_step(objective, coef, f, grad, -grad, 2 * t_prev)
+        # unlike a Newton step, a gradient step near the optimum may lower f by less than its
+        # rounding while still moving towards it: only a rejected step counts as a stall
+        t, ok = backtrack(objective, coef, f, -jnp.vdot(grad, grad), -grad, 2 * t_prev)
+        new = coef - t * grad
+        f_new, g_new = objective.value_and_grad(new)
         return new, f_new, g_new, jnp.where(ok, t, t_prev), StepInfo(~ok, jnp.array(False))
 
 
