@@ -826,6 +826,7 @@ def run_bench(names: list[str], quick: bool, out: str | None) -> int:
             **result,
         }
         (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1, default=_jsonable))
+        (out_dir / f"{name}.partial.json").unlink(missing_ok=True)
         status |= not _all_agree(record)
     from ._bench_table import write_table
 
