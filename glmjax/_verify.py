@@ -145,15 +145,13 @@ def _cases() -> list[_Case]:
         _Case("Bernoulli()", Bernoulli(), real, real_text, prob, prob_text),
         _Case("Binomial(trials=5)", Binomial(trials=5), real, real_text, prob, prob_text),
         _Case("Poisson()", Poisson(), real, real_text, pois_mu, pois_text),
-        _Case("Gaussian()", Gaussian(), real, real_text, gauss_mu, gauss_text),
         _Case("Gaussian(2.0)", Gaussian(2.0), real, real_text, gauss_mu, gauss_text),
-        _Case("Gamma()", Gamma(), gamma_eta, gamma_text, gamma_mu, gamma_mu_text),
         _Case("Gamma(3.0)", Gamma(3.0), gamma_eta, gamma_text, gamma_mu, gamma_mu_text),
         _Case("Exponential()", Exponential(), gamma_eta, gamma_text, gamma_mu, gamma_mu_text),
         _Case("Geometric()", Geometric(), geom_eta, geom_text, geom_mu, geom_mu_text),
         _Case("NegativeBinomial(2.5)", NegativeBinomial(2.5), geom_eta, geom_text, geom_mu, geom_mu_text),
     ]
-    for k, minimal in [(2, True), (4, True), (4, False)]:
+    for k, minimal in [(4, True), (4, False)]:
         eta, eta_text, mu, mu_text = _categorical_grids(k, minimal)
         label = f"Categorical({k}, minimal={minimal})"
         cases.append(_Case(label, Categorical(k, minimal=minimal), eta, eta_text, mu, mu_text))
@@ -178,26 +176,29 @@ def _link_sensitivity(link: Callable, mu: jax.Array, vector: bool) -> jax.Array:
     return jnp.abs(jax.vmap(jax.grad(link))(mu) * mu)
 
 
+def _evaluate(family: ExponentialFamily, eta: jax.Array, mu: jax.Array) -> tuple:
+    """Derived and closed-form values on the grids (one compiled function per family)."""
+    closed = family.closed_forms()
+    vector = family.natural_dim is not None
+    closed_map = (lambda f: jax.vmap(f)) if vector else (lambda f: f)
+    link_c = closed_map(closed.link)(mu)
+    return (
+        (family.mean(eta), closed_map(closed.mean)(eta)),
+        (family.variance(eta), closed_map(closed.variance)(eta)),
+        (family.link(mu), link_c, _link_sensitivity(closed.link, mu, vector)),
+    )
+
+
 def check_family(case: _Case) -> list[Row]:
     """The three rows (mean, variance, link) for one family."""
-    family, closed = case.family, case.family.closed_forms()
-    vector = family.natural_dim is not None
+    family = case.family
     eta, mu = jnp.asarray(case.eta), jnp.asarray(case.mu)
-    closed_map = (lambda f: jax.vmap(f)) if vector else (lambda f: f)
-
-    mean_c = closed_map(closed.mean)(eta)
-    var_c = closed_map(closed.variance)(eta)
-    link_c = closed_map(closed.link)(mu)
-    mean_d = jax.jit(family.mean)(eta)
-    var_d = jax.jit(family.variance)(eta)
-    link_d = jax.jit(family.link)(mu)
-    sigma = _link_sensitivity(closed.link, mu, vector)
-
+    mean, variance, (link_d, link_c, sigma) = jax.jit(_evaluate)(family, eta, mu)
     rows = []
-    for quantity, derived, ref, scale, grid, n in [
-        ("mean", mean_d, mean_c, jnp.abs(mean_c), case.eta_text, len(eta)),
-        ("variance", var_d, var_c, jnp.abs(var_c), case.eta_text, len(eta)),
-        ("link", link_d, link_c, jnp.maximum(jnp.abs(link_c), sigma), case.mu_text, len(mu)),
+    for quantity, (derived, ref), scale, grid, n in [
+        ("mean", mean, jnp.abs(mean[1]), case.eta_text, len(eta)),
+        ("variance", variance, jnp.abs(variance[1]), case.eta_text, len(eta)),
+        ("link", (link_d, link_c), jnp.maximum(jnp.abs(link_c), sigma), case.mu_text, len(mu)),
     ]:
         max_abs, max_rel = _errors(derived, ref, scale)
         rows.append(Row(case.label, quantity, grid, n, max_abs, max_rel))
