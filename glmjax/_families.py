@@ -360,7 +360,9 @@ class Categorical(ExponentialFamily):
 
     def _sufficient_statistic(self, y):
         # labels may come as floats (y = 2.0); one_hot wants integers
-        one_hot = jax.nn.one_hot(jnp.asarray(y).astype(jnp.int32), self.num_classes, dtype=jnp.result_type(float))
+        one_hot = jax.nn.one_hot(
+            jnp.asarray(y).astype(jnp.int32), self.num_classes, dtype=jnp.result_type(float)
+        )
         return one_hot[: self.natural_dim]
 
     def _log_partition(self, eta):

@@ -124,7 +124,9 @@ class ExponentialFamily(eqx.Module):
 
     def _safe_y(self, y):
         """``y`` where valid, a harmless placeholder elsewhere (so no NaN leaks into gradients)."""
-        return jnp.where(self._in_support(y), y, jnp.asarray(self._y_placeholder, jnp.result_type(y)))
+        return jnp.where(
+            self._in_support(y), y, jnp.asarray(self._y_placeholder, jnp.result_type(y))
+        )
 
     # ----- the public methods -------------------------------------------------------------------
 
@@ -159,7 +161,10 @@ class ExponentialFamily(eqx.Module):
             ok = self._in_support(v)
             v = self._safe_y(v)
             t = self._sufficient_statistic(v)
-            lp = self._log_base_measure(v) + (jnp.vdot(e, t) - self._log_partition(e)) / self.dispersion
+            lp = (
+                self._log_base_measure(v)
+                + (jnp.vdot(e, t) - self._log_partition(e)) / self.dispersion
+            )
             return jnp.where(ok, lp, -jnp.inf)
 
         return self._vectorize(one, f"(),{self._eta_core}->()")(y, eta)
@@ -172,9 +177,9 @@ class ExponentialFamily(eqx.Module):
     def variance(self, eta: ArrayLike) -> Float[Array, "..."]:
         """Var[T(y)] = phi * hessian a(eta), by ``jax.hessian`` (a matrix for vector eta)."""
         hess = variance_map(self._log_partition)
-        return self._vectorize(lambda e: self.dispersion * hess(e), f"{self._eta_core}->{self._var_core}")(
-            _as_float(eta)
-        )
+        return self._vectorize(
+            lambda e: self.dispersion * hess(e), f"{self._eta_core}->{self._var_core}"
+        )(_as_float(eta))
 
     def link(self, mu: ArrayLike) -> Float[Array, "..."]:
         """The canonical link g(mu) = (grad a)^-1(mu), by Newton's method on the convex conjugate.
@@ -186,6 +191,8 @@ class ExponentialFamily(eqx.Module):
         core = self._eta_core
 
         def one(m):
-            return conjugate_link(self._log_partition, m, self._eta_start, singular=not self.identifiable)
+            return conjugate_link(
+                self._log_partition, m, self._eta_start, singular=not self.identifiable
+            )
 
         return self._vectorize(one, f"{core}->{core}")(mu)

@@ -1,4 +1,4 @@
-r"""``glmjax verify``: every family's autodiff-derived mean, variance and link against its closed forms.
+r"""``glmjax verify``: each family's autodiff-derived mean, variance and link against closed forms.
 
 For each family (with a few parameter values) the derived ``mean(eta)``, ``variance(eta)`` and
 ``link(mu)`` are evaluated in float64 on the grids below and compared entry by entry with the
@@ -133,7 +133,9 @@ def _cases() -> list[_Case]:
     geom_text = f"eta = -10^[-150, 2.85] ({geom_eta.size})"
     geom_mu = _logspace(-290, 150, 89)
     geom_mu_text = f"mu = 10^[-290, 150] ({geom_mu.size})"
-    prob = np.concatenate([_logspace(-290, np.log10(0.5), 59), 1 - _logspace(-15, np.log10(0.5), 31)])
+    prob = np.concatenate(
+        [_logspace(-290, np.log10(0.5), 59), 1 - _logspace(-15, np.log10(0.5), 31)]
+    )
     prob_text = f"mu = 10^[-290, -0.3], 1 - 10^[-15, -0.3] ({prob.size})"
     pois_mu = _logspace(-290, 300, 119)
     pois_text = f"mu = 10^[-290, 300] ({pois_mu.size})"
@@ -149,7 +151,14 @@ def _cases() -> list[_Case]:
         _Case("Gamma(3.0)", Gamma(3.0), gamma_eta, gamma_text, gamma_mu, gamma_mu_text),
         _Case("Exponential()", Exponential(), gamma_eta, gamma_text, gamma_mu, gamma_mu_text),
         _Case("Geometric()", Geometric(), geom_eta, geom_text, geom_mu, geom_mu_text),
-        _Case("NegativeBinomial(2.5)", NegativeBinomial(2.5), geom_eta, geom_text, geom_mu, geom_mu_text),
+        _Case(
+            "NegativeBinomial(2.5)",
+            NegativeBinomial(2.5),
+            geom_eta,
+            geom_text,
+            geom_mu,
+            geom_mu_text,
+        ),
     ]
     for k, minimal in [(4, True), (4, False)]:
         eta, eta_text, mu, mu_text = _categorical_grids(k, minimal)
@@ -209,11 +218,21 @@ def format_table(rows: Sequence[Row]) -> str:
     """The rows as a fixed-width text table."""
     header = ("family", "quantity", "grid", "max abs err", "max rel err", "")
     body = [
-        (r.family, r.quantity, r.grid, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}", "ok" if r.ok else "FAIL")
+        (
+            r.family,
+            r.quantity,
+            r.grid,
+            f"{r.max_abs:.2e}",
+            f"{r.max_rel:.2e}",
+            "ok" if r.ok else "FAIL",
+        )
         for r in rows
     ]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

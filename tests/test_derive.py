@@ -13,14 +13,34 @@ import glmjax as gj
 
 # (family, eta grid for link(mean(eta)) == eta, mu grid for mean(link(mu)) == mu)
 ROUND_TRIP = {
-    "bernoulli": (gj.Bernoulli(), np.linspace(-30, 30, 61), np.array([1e-290, 1e-100, 1e-8, 0.3, 0.5, 0.9, 1 - 1e-9])),
+    "bernoulli": (
+        gj.Bernoulli(),
+        np.linspace(-30, 30, 61),
+        np.array([1e-290, 1e-100, 1e-8, 0.3, 0.5, 0.9, 1 - 1e-9]),
+    ),
     "binomial5": (gj.Binomial(trials=5), np.linspace(-30, 30, 13), np.array([1e-200, 0.2, 0.999])),
-    "poisson": (gj.Poisson(), np.linspace(-660, 690, 28), np.array([1e-290, 1e-10, 1.0, 1e10, 1e300])),
-    "gaussian2": (gj.Gaussian(2.0), np.array([-1e150, -700.0, 0.0, 1e-300, 700.0]), np.array([-1e150, 0.0, 3.0])),
+    "poisson": (
+        gj.Poisson(),
+        np.linspace(-660, 690, 28),
+        np.array([1e-290, 1e-10, 1.0, 1e10, 1e300]),
+    ),
+    "gaussian2": (
+        gj.Gaussian(2.0),
+        np.array([-1e150, -700.0, 0.0, 1e-300, 700.0]),
+        np.array([-1e150, 0.0, 3.0]),
+    ),
     "gamma3": (gj.Gamma(3.0), -np.logspace(-150, 150, 13), np.logspace(-150, 150, 13)),
     "exponential": (gj.Exponential(), -np.logspace(-100, 100, 9), np.logspace(-100, 100, 9)),
-    "geometric": (gj.Geometric(), -np.logspace(-150, np.log10(650), 13), np.logspace(-280, 150, 13)),
-    "negbin2.5": (gj.NegativeBinomial(2.5), -np.logspace(-150, np.log10(650), 13), np.logspace(-280, 150, 13)),
+    "geometric": (
+        gj.Geometric(),
+        -np.logspace(-150, np.log10(650), 13),
+        np.logspace(-280, 150, 13),
+    ),
+    "negbin2.5": (
+        gj.NegativeBinomial(2.5),
+        -np.logspace(-150, np.log10(650), 13),
+        np.logspace(-280, 150, 13),
+    ),
 }
 
 
@@ -72,7 +92,8 @@ def test_link_derivative_is_inverse_variance(name):
     differences agree."""
     family, _, _ = ROUND_TRIP[name]
     mu = {"gaussian2": np.array([-2.0, 0.5, 3.0]), "bernoulli": np.array([0.1, 0.5, 0.8])}.get(
-        name, np.array([0.2, 0.5, 0.9]) if isinstance(family, gj.Binomial) else np.array([0.3, 1.5, 4.0])
+        name,
+        np.array([0.2, 0.5, 0.9]) if isinstance(family, gj.Binomial) else np.array([0.3, 1.5, 4.0]),
     )
     derivative = jax.jit(jax.vmap(jax.grad(family.link)))(jnp.asarray(mu))
     link = jax.jit(family.link)
@@ -170,7 +191,7 @@ def test_property_poisson_log_prob(eta, y):
 
 
 def test_sigmoid_derivative_vanishes_beyond_5():
-    """The derivative of the sigmoid (Bernoulli's derived mean) is < 0.0067 for |x| > 5, by jax.grad;
+    """The sigmoid's (Bernoulli's derived mean's) derivative is < 0.0067 for |x| > 5, by jax.grad;
     at |x| = 5 it is sigmoid(5) sigmoid(-5) = 0.0066480566707901."""
     derivative = jax.vmap(jax.grad(gj.Bernoulli().mean))
     x = np.concatenate([np.linspace(5 + 1e-9, 700, 3000), np.logspace(0.7, 2.8, 50)])
@@ -179,6 +200,8 @@ def test_sigmoid_derivative_vanishes_beyond_5():
     assert np.all(values < 0.0067) and np.all(values > 0)
     at_5 = derivative(jnp.array([5.0, -5.0]))
     np.testing.assert_allclose(at_5, 0.0066480566707901, rtol=1e-14)
-    np.testing.assert_allclose(jax.vmap(jax.grad(jax.nn.sigmoid))(jnp.array([5.0, -5.0])), at_5, rtol=1e-13)
+    np.testing.assert_allclose(
+        jax.vmap(jax.grad(jax.nn.sigmoid))(jnp.array([5.0, -5.0])), at_5, rtol=1e-13
+    )
     # the peak is 1/4 at 0
     np.testing.assert_allclose(derivative(jnp.array([0.0])), 0.25, rtol=1e-15)

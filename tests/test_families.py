@@ -74,8 +74,10 @@ def _moments(family, eta):
         mass = p.sum()
         mean = np.tensordot(p, t, axes=1)
         centred = t - mean
-        var = np.einsum("n,n...,n...->...", p, centred, centred) if t.ndim == 1 else (
-            np.einsum("n,ni,nj->ij", p, centred, centred)
+        var = (
+            np.einsum("n,n...,n...->...", p, centred, centred)
+            if t.ndim == 1
+            else (np.einsum("n,ni,nj->ij", p, centred, centred))
         )
         return mass, mean, var
     log_prob = jax.jit(family.log_prob)
@@ -149,7 +151,9 @@ def test_rigorous_and_common_softmax():
     eta4 = rng.normal(scale=3.0, size=(20, 4))
     common = gj.Categorical(4, minimal=False).mean(eta4)
     np.testing.assert_allclose(common, scipy.special.softmax(eta4, axis=1), rtol=1e-13)
-    np.testing.assert_allclose(gj.Categorical(4, minimal=False).mean(eta4 + 7.0), common, rtol=1e-13)
+    np.testing.assert_allclose(
+        gj.Categorical(4, minimal=False).mean(eta4 + 7.0), common, rtol=1e-13
+    )
 
 
 def _scipy_logpdf(family, y, eta):
@@ -194,7 +198,11 @@ def test_log_prob_matches_scipy(name):
 @pytest.mark.parametrize("minimal", [True, False])
 def test_categorical_log_prob_is_log_softmax(minimal):
     family = gj.Categorical(3, minimal=minimal)
-    eta = np.array([[0.3, -2.0], [5.0, 1.0]]) if minimal else np.array([[0.3, -2.0, 1.0], [5.0, 1.0, -4.0]])
+    eta = (
+        np.array([[0.3, -2.0], [5.0, 1.0]])
+        if minimal
+        else np.array([[0.3, -2.0, 1.0], [5.0, 1.0, -4.0]])
+    )
     full = np.concatenate([eta, np.zeros((2, 1))], axis=1) if minimal else eta
     for y in range(3):
         expected = scipy.special.log_softmax(full, axis=1)[:, y]
@@ -296,14 +304,20 @@ def test_jit_vmap_grad_and_finite_gradient_at_zero(name):
     y = jnp.asarray(_ys(family, len(etas)))
     np.testing.assert_allclose(jax.jit(family.mean)(eta), family.mean(eta), rtol=1e-15)
     np.testing.assert_allclose(jax.vmap(family.variance)(eta), family.variance(eta), rtol=1e-15)
-    np.testing.assert_allclose(jax.vmap(family.log_prob)(y, eta), family.log_prob(y, eta), rtol=1e-15)
+    np.testing.assert_allclose(
+        jax.vmap(family.log_prob)(y, eta), family.log_prob(y, eta), rtol=1e-15
+    )
     # d/d eta of sum log_prob is sum (T(y) - mean) / phi: the score
     score = jax.grad(lambda e: jnp.sum(family.log_prob(y, e)))(eta)
     expected = (family.sufficient_statistic(y) - family.mean(eta)) / family.dispersion
     np.testing.assert_allclose(score, expected, rtol=1e-12, atol=1e-14)
     # no NaN gradient at eta = 0 (or the start of the domain for eta < 0 families)
     zero = jnp.zeros_like(eta[0]) + (-1.0 if float(jnp.max(eta)) < 0 else 0.0)
-    for fn in (family.log_partition, lambda e: jnp.sum(family.mean(e)), lambda e: jnp.sum(family.variance(e))):
+    for fn in (
+        family.log_partition,
+        lambda e: jnp.sum(family.mean(e)),
+        lambda e: jnp.sum(family.variance(e)),
+    ):
         assert np.all(np.isfinite(jax.grad(fn)(zero)))
 
 

@@ -26,7 +26,9 @@ def _check_table(text: str) -> None:
     lines = text.splitlines()
     for label in FAMILY_LABELS:
         for quantity in ("mean", "variance", "link"):
-            rows = [line for line in lines if line.startswith(label + " ") and f" {quantity} " in line]
+            rows = [
+                line for line in lines if line.startswith(label + " ") and f" {quantity} " in line
+            ]
             assert len(rows) == 1, (label, quantity)
             assert rows[0].rstrip().endswith("ok")
     assert "FAIL" not in text
@@ -45,7 +47,10 @@ def test_run_verify_rejects_arguments():
 
 
 def test_a_mismatch_is_reported():
-    rows = [Row("F()", "mean", "grid", 3, 1e-3, 10 * TOLERANCE), Row("F()", "link", "grid", 3, 0.0, 0.0)]
+    rows = [
+        Row("F()", "mean", "grid", 3, 1e-3, 10 * TOLERANCE),
+        Row("F()", "link", "grid", 3, 0.0, 0.0),
+    ]
     assert [r.ok for r in rows] == [False, True]
     table = format_table(rows)
     assert "FAIL" in table and table.count("\n") == 3
