@@ -5,8 +5,8 @@ axis (rows) over the devices of a `jax.sharding.Mesh` and its other axes are rep
 `fit_glm` runs unchanged (`train_classifier` is not tested on sharded inputs): ``jit``
 propagates the input shardings, so ``eta = X @ coef`` stays split by rows, and every sum over rows
 — the objective, ``X^T r`` in the gradient, ``X^T diag(s) X`` in the Hessian — becomes a
-per-device partial sum plus an XLA all-reduce. The coefficients (``p`` or ``p m`` numbers) and the Hessian (``q x q``) come out
-replicated, so every device takes the same Newton step. The per-device work and memory are ``1/D``
+per-device partial sum plus an XLA all-reduce. The coefficients (``p`` or ``p m`` numbers) and
+the Hessian (``q x q``) come out replicated, so every device takes the same Newton step. The per-device work and memory are ``1/D``
 of the single-device fit's row-proportional part; only ``O(q^2)`` numbers cross devices per
 iteration.
 
