@@ -2,13 +2,13 @@ r"""Data-parallel fits: rows split over devices, with JAX's own SPMD machinery d
 
 Nothing here communicates. `shard_rows` only *places* arrays: each array is split along its first
 axis (rows) over the devices of a `jax.sharding.Mesh` and its other axes are replicated. Then
-`fit_glm` runs unchanged (`train_classifier` is not tested on sharded inputs): ``jit``
-propagates the input shardings, so ``eta = X @ coef`` stays split by rows, and every sum over rows
-— the objective, ``X^T r`` in the gradient, ``X^T diag(s) X`` in the Hessian — becomes a
-per-device partial sum plus an XLA all-reduce. The coefficients (``p`` or ``p m`` numbers) and
-the Hessian (``q x q``) come out replicated, so every device takes the same Newton step. The per-device work and memory are ``1/D``
-of the single-device fit's row-proportional part; only ``O(q^2)`` numbers cross devices per
-iteration.
+`fit_glm` runs unchanged (`train_classifier` is not tested on sharded inputs): ``jit`` propagates
+the input shardings, so ``eta = X @ coef`` stays split by rows, and every sum over rows — the
+objective, ``X^T r`` in the gradient, ``X^T diag(s) X`` in the Hessian — becomes a per-device
+partial sum plus an XLA all-reduce. The coefficients (``p`` or ``p m`` numbers) and the Hessian (``q
+x q``) come out replicated, so every device takes the same Newton step. The per-device work and
+memory are ``1/D`` of the single-device fit's row-proportional part; only ``O(q^2)`` numbers cross
+devices per iteration.
 
 The same code runs over several hosts: after ``jax.distributed.initialize()`` on every process,
 ``jax.devices()`` lists all hosts' devices and a mesh over them shards rows across hosts; each host
