@@ -2,8 +2,8 @@
 
 Softmax regression (``Categorical(10)``, the minimal "rigorous" parametrisation) fitted by exact
 Newton and by gradient descent, then an MLP with a ReLU hidden layer and a softmax output trained
-with AdamW (cosine-decayed learning rate) on mini-batches of standardised pixels. Prints one table row per method and writes ``demo_convergence.png``
-(suboptimality against iterations and seconds, Newton vs gradient descent).
+with AdamW (cosine-decayed learning rate) on mini-batches of standardised pixels. Prints one
+table row per method and writes ``demo_convergence.png`` (suboptimality against iterations and seconds, Newton vs gradient descent).
 
 Each fit is run twice with the same shapes: the first call's time minus the second's is the compile
 time, the second call's time is the run time.
@@ -76,9 +76,13 @@ def run_demo(out: str = ".", quiet: bool = False) -> int:
     centre, spread = data.X_train.mean(axis=0), data.X_train.std(axis=0) + 0.1
     X_tr, X_te = (jnp.asarray((x - centre) / spread) for x in (data.X_train, data.X_test))
     train = dict(optimizer=optimizer, batch_size=MLP_BATCH, key=jax.random.key(1))
-    _, first_epoch = _timed(lambda: train_classifier(model, X_tr, y_train, epochs=1, progress=False, **train)[0])
+    _, first_epoch = _timed(
+        lambda: train_classifier(model, X_tr, y_train, epochs=1, progress=False, **train)[0]
+    )
     (model, history), run = _timed(
-        lambda: train_classifier(model, X_tr, y_train, epochs=MLP_EPOCHS, progress=not quiet, **train)
+        lambda: train_classifier(
+            model, X_tr, y_train, epochs=MLP_EPOCHS, progress=not quiet, **train
+        )
     )
     epoch = run / MLP_EPOCHS
     rows.append(
@@ -94,7 +98,9 @@ def run_demo(out: str = ".", quiet: bool = False) -> int:
 
     header = ("method", "iterations", "run s", "compile s", "train loss", "test acc")
     widths = (38, 12, 8, 10, 11, 9)
-    line = "  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
+    line = "  ".join(
+        h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
+    )
     print(line)
     print("-" * len(line))
     for name, iters, run, compile_, loss, acc in rows:

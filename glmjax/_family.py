@@ -1,4 +1,5 @@
-"""The exponential-family base class: a family writes T(y), a(eta) and log b(y); the rest is derived.
+"""The exponential-family base class: a family writes T(y), a(eta) and log b(y); the rest is
+derived.
 
 A family here is an *exponential dispersion family*
 
@@ -12,7 +13,8 @@ Gaussian, ``1/shape`` for the Gamma, ``1/trials`` for the Binomial proportion). 
     g(mu)     = (grad a)^-1 (mu)         -> ``link`` (the canonical link)
 
 all computed by autodiff from ``log_partition`` in `glmjax._derive`. Methods are written for one
-example and broadcast over leading axes with ``jnp.vectorize`` (so they also work under jit/vmap/grad).
+example and broadcast over leading axes with ``jnp.vectorize`` (so they also work under
+jit/vmap/grad).
 """
 
 import abc
@@ -40,7 +42,7 @@ def _is_concrete(x) -> bool:
 
 
 def _as_float(x: ArrayLike) -> Array:
-    """``x`` as an array of a floating dtype (integers -> the default float), so ``jax.grad`` applies."""
+    """``x`` as an array of a floating dtype (integers -> the default float), for ``jax.grad``."""
     x = jnp.asarray(x)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
@@ -106,7 +108,7 @@ class ExponentialFamily(eqx.Module):
         return jnp.vectorize(fn, signature=signature)
 
     def check_support(self, y: ArrayLike, name: str = "y") -> None:
-        """Raise ``ValueError`` if concrete ``y`` has a value outside the support (no-op when traced)."""
+        """Raise ``ValueError`` if concrete ``y`` has a value outside the support (no-op if traced)."""
         if not _is_concrete(y):
             return
         y = np.asarray(y)

@@ -1,4 +1,5 @@
-"""x64 is the reference precision; float32 tests switch it off locally with `jax.experimental.enable_x64(False)`."""
+"""x64 is the reference precision; float32 tests switch it off locally with
+`jax.enable_x64(False)`."""
 
 import jax
 import pytest

@@ -38,7 +38,9 @@ def test_mlp_without_hidden_layer_reaches_the_softmax_regression_optimum(getkey)
     coef_mlp = jnp.concatenate([layer.bias[None, :], layer.weight.T], axis=0)
 
     np.testing.assert_allclose(coef_mlp, glm.coef, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(gj.predict_proba(model, X), glm.predict(gj.add_intercept(X)), atol=1e-8)
+    np.testing.assert_allclose(
+        gj.predict_proba(model, X), glm.predict(gj.add_intercept(X)), atol=1e-8
+    )
     ridge = 0.5 * L2 * jnp.sum(coef_mlp**2)
     objective_mlp = gj.cross_entropy(model, X, y) + ridge
     assert abs(float(objective_mlp) - float(glm.history[glm.n_iter])) < 1e-12
