@@ -79,7 +79,8 @@ def _peers(r: dict) -> list[str]:
                 f"{'yes' if row['agrees'] else '**no**'} |"
             )
         for peer, why in w["not_applicable"].items():
-            lines.append(f"| {w['description']} | {peer} | | not run: {why} | | | | | | |")
+            why = why if why.startswith("not run") else f"not run: {why}"
+            lines.append(f"| {w['description']} | {peer} | | {why} | | | | | | |")
     lines.append("")
     return lines
 
@@ -140,7 +141,13 @@ def write_table(folder: Path) -> str:
         if path.exists():
             record = json.loads(path.read_text())
             machine = machine or record["machine"]
+            load = ", ".join(f"{x:.1f}" for x in record["machine"]["load_average"])
             lines += section(record)
+            lines += [
+                f"(`{name}`: finished {record['machine']['date_utc']}, "
+                f"{record['wall_seconds']:.0f} s, load average then {load})",
+                "",
+            ]
     if machine:
         blas = ", ".join(
             f"{b['internal_api']} {b['version']} {b['architecture']}" for b in machine["blas"]
