@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike, Float
 from ._family import ExponentialFamily
 from ._objective import GLMObjective
 from ._result import GLMResult, make_result
-from ._solvers import ResultCode, Solution, make_solver, minimise
+from ._solvers import ResultCode, Solution, make_solver, mean_statistic, minimise
 from ._validation import validate_glm_inputs
 
 
@@ -30,11 +30,23 @@ def add_intercept(X: ArrayLike) -> Float[Array, "n p+1"]:
 
 
 @eqx.filter_jit
-def _solve(family, X, y, weights, offset, l2, solver, max_iter, tol) -> Solution:
+def _solve(family, X, y, weights, offset, l2, solver, max_iter, tol, eta0) -> Solution:
     # family, solver and max_iter are static (hashed) here: a second fit with the same shapes,
     # family and method reuses the compiled loop
     objective = GLMObjective.from_data(family, X, y, weights, offset, l2)
-    return minimise(objective, solver, max_iter=max_iter, tol=tol)
+    return minimise(objective, solver, max_iter=max_iter, tol=tol, eta0=eta0)
+
+
+@eqx.filter_jit
+def _mean_statistic(family, X, y, weights):
+    return mean_statistic(GLMObjective.from_data(family, X, y, weights, 0.0, 0.0))
+
+
+@eqx.filter_jit
+def _link(family, mean):
+    # compiled apart from the solver loop: its shape depends on the family alone, so one compile
+    # of the link's Newton loop serves every data shape and method
+    return family.link(mean)
 
 
 def fit_glm(
@@ -108,6 +120,7 @@ def fit_glm(
         solver,
         int(max_iter),
         jnp.asarray(tol, jnp.result_type(X)),
+        _link(family, _mean_statistic(family, X, y, weights)),
     )
     if not isinstance(solution.result, jax.core.Tracer):
         code = ResultCode(int(solution.result))

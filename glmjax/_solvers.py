@@ -118,15 +118,21 @@ def _no_info() -> StepInfo:
 def solve_psd(
     H: Float[Array, "q q"], b: Float[Array, "q *r"], *, expected_nullity: int = 0
 ) -> tuple[Float[Array, "q *r"], Bool[Array, ""]]:
-    """``H^{-1} b`` for a positive semi-definite ``H`` by Cholesky; if ``H`` is numerically singular
-    (a Cholesky pivot below ``q eps max diag H``, or NaN), ``H^+ b`` by eigendecomposition, dropping
-    eigenvalues below ``q eps max eig``. Also returns whether more than ``expected_nullity``
-    eigenvalues were dropped (an over-parametrised family is expected to drop some)."""
+    """``H^{-1} b`` for a positive semi-definite ``H`` by Cholesky ``H = L L^T``; if ``H`` is
+    numerically singular (NaN, or a pivot of the unit-diagonal ``D H D``, ``D = diag(H)^{-1/2}``,
+    below ``sqrt(q eps)``), ``H^+ b`` by eigendecomposition, dropping eigenvalues below ``q eps max
+    eig`` (the minimum-norm solution). Also returns whether more than ``expected_nullity``
+    eigenvalues were dropped (an over-parametrised family is expected to drop some).
+
+    The test is scale-invariant: ``D H D = (D L)(D L)^T``, so its pivots are ``d_i L_ii``, free
+    from ``L``. A test on ``L_ii`` against ``max diag H`` would call ``H`` singular whenever the
+    columns of ``X`` differ much in scale (raw Longley's run from 1 to 1e5)."""
     q = H.shape[0]
     eps = jnp.finfo(H.dtype).eps
+    diag = jnp.diagonal(H)
     L = jnp.linalg.cholesky(H)
-    pivots = jnp.diagonal(L)
-    chol_ok = jnp.all(jnp.isfinite(L)) & (jnp.min(pivots) ** 2 > q * eps * jnp.max(jnp.diagonal(H)))
+    pivots = jnp.diagonal(L) / jnp.sqrt(jnp.where(diag > 0, diag, 1))
+    chol_ok = jnp.all(jnp.isfinite(L)) & jnp.all(diag > 0) & (jnp.min(pivots) ** 2 > q * eps)
 
     def by_cholesky():
         return jax.scipy.linalg.cho_solve((L, True), b), jnp.array(False)
@@ -347,19 +353,34 @@ def make_solver(method, *, hessian: str = "structured", chunk_size: int | None =
 # ----- the start and the loop --------------------------------------------------------------------
 
 
-def start_coef(objective: GLMObjective) -> Float[Array, "p *m"]:
+def start_coef(objective: GLMObjective, eta0: Array | None = None) -> Float[Array, "p *m"]:
     """R's intercept-only start, made generic: the weighted least-squares fit on ``X`` of
-    ``link(mean T(y)) - offset`` (with an intercept column: that intercept and zero slopes). Zero
-    instead where that is not finite or has a larger objective. One ``link`` evaluation, not one
-    per row: the per-row Newton solves of a vector family's link would cost more than the fit."""
+    ``eta0 - offset``, ``eta0 = link(mean T(y))`` (with an intercept column: that intercept and zero
+    slopes). Zero instead where that is not finite (``X`` not of full column rank) or has a
+    larger objective. One ``link``
+    evaluation, not one per row: the per-row Newton solves of a vector family's link would cost
+    more than the fit. `fit_glm` passes ``eta0``, computed by a separately compiled ``link`` that
+    depends on the family alone, so the link's Newton loop is compiled once per family, not once
+    per data shape and method."""
     X, w, t = objective.X, objective.weights, objective.t
     wb = w if t.ndim == 1 else w[:, None]
-    eta0 = objective.family.link(jnp.sum(wb * t, axis=0) / jnp.sum(w))
-    ls, _ = solve_psd((X * w[:, None]).T @ X, X.T @ (wb * (eta0 - objective.offset)))
+    if eta0 is None:
+        eta0 = objective.family.link(mean_statistic(objective))
+    # plain Cholesky: a singular Gram matrix gives NaN and the zero start (a second `solve_psd`
+    # would compile a second eigendecomposition into every solver loop)
+    gram = jnp.linalg.cholesky((X * w[:, None]).T @ X)
+    ls = jax.scipy.linalg.cho_solve((gram, True), X.T @ (wb * (eta0 - objective.offset)))
     zero = jnp.zeros(objective.coef_shape, X.dtype)
     f_ls, f_zero = objective(ls), objective(zero)
     use_ls = jnp.isfinite(f_ls) & ~(f_ls > f_zero)
     return jnp.where(use_ls, ls, zero)
+
+
+def mean_statistic(objective: GLMObjective) -> Float[Array, "*m"]:
+    """The weighted mean of ``T(y)``: the intercept-only model's fitted mean (no offset)."""
+    w, t = objective.weights, objective.t
+    wb = w if t.ndim == 1 else w[:, None]
+    return jnp.sum(wb * t, axis=0) / jnp.sum(w)
 
 
 class _LoopState(eqx.Module):
@@ -373,10 +394,12 @@ class _LoopState(eqx.Module):
     result: Int[Array, ""]
 
 
-def minimise(objective: GLMObjective, solver, *, max_iter: int, tol) -> Solution:
-    """Minimise ``objective`` with ``solver`` in one ``lax.while_loop`` (the stopping rules are in
-    the module docstring)."""
-    coef0 = start_coef(objective)
+def minimise(
+    objective: GLMObjective, solver, *, max_iter: int, tol, eta0: Array | None = None
+) -> Solution:
+    """Minimise ``objective`` with ``solver`` in one ``lax.while_loop`` from `start_coef` (the
+    stopping rules are in the module docstring)."""
+    coef0 = start_coef(objective, eta0)
     dtype = coef0.dtype
     tol = jnp.asarray(tol, dtype)
     eps = jnp.finfo(dtype).eps

@@ -183,14 +183,6 @@ def test_cpunish_poisson_offset_and_weights_against_statsmodels():
 # ----- Gaussian: Longley (R: glm(y ~ ., gaussian)) ----------------------------------------------
 
 
-_LONGLEY_SOLVER = pytest.mark.xfail(
-    strict=True,
-    raises=gj.ConvergenceWarning,
-    reason="Newton's Cholesky pivot test in solve_psd is not scale-invariant: on raw Longley "
-    "(columns ~1e0..1e5) it declares the Hessian singular and returns min-norm coefficients",
-)
-
-
 @pytest.fixture(scope="module")
 def longley():
     data = sm.datasets.longley.load_pandas()
@@ -199,7 +191,6 @@ def longley():
     return gj.fit_glm(X, y, gj.Gaussian()), _sm_glm(y, X, sm.families.Gaussian())
 
 
-@_LONGLEY_SOLVER
 def test_longley_gaussian_against_R(longley):
     res, _ = longley
     R = Longley()
@@ -212,7 +203,6 @@ def test_longley_gaussian_against_R(longley):
     assert_allclose(res.loglik, R.llf, rtol=RTOL)
 
 
-@_LONGLEY_SOLVER
 def test_longley_gaussian_against_statsmodels(longley):
     res, ref = longley
     _check_against_statsmodels(res, ref)

@@ -12,6 +12,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import glmjax as gj
+from glmjax._fit import _link, _mean_statistic
 from glmjax._fit import _solve as fit_core
 from glmjax._objective import GLMObjective
 from glmjax._solvers import make_solver, start_coef
@@ -96,7 +97,8 @@ def _core(family, X, y, method="newton", *, max_iter=100, tol=1e-8, l2=0.0, **kw
     n = X.shape[0]
     solver = make_solver(ADAM if method == "adam" else method, **kw)
     args = (jnp.asarray(X), jnp.asarray(y), jnp.ones(n), jnp.zeros(n), jnp.asarray(l2))
-    return fit_core(family, *args, solver, max_iter, jnp.asarray(tol))
+    eta0 = _link(family, _mean_statistic(family, *args[:3]))
+    return fit_core(family, *args, solver, max_iter, jnp.asarray(tol), eta0)
 
 
 def _solve(name, method="newton", **kw):
@@ -218,10 +220,11 @@ def test_minimal_categorical_is_full_categorical_minus_last_column():
 
 
 def _separated(family_name):
-    X, rng = _design(60, seed=6)
+    # the shapes and families of `_data`: the compiled fits are shared with the tests below
+    X, rng = _design(120, seed=6)
     if family_name == "bernoulli":
         return gj.Bernoulli(), X, (X[:, 1] > 0).astype(float)
-    return gj.Categorical(3), X, np.digitize(X[:, 1], [-0.5, 0.5]).astype(float)
+    return gj.Categorical(4), X, np.digitize(X[:, 1], [-0.7, 0.0, 0.7]).astype(float)
 
 
 @pytest.mark.parametrize("name", ["bernoulli", "categorical"])
@@ -239,7 +242,7 @@ def test_separation_warns_and_stays_finite(name):
 
 
 def test_quasi_separation_is_detected():
-    X, rng = _design(60, seed=7)
+    X, rng = _design(120, seed=7)
     X[:6, 1] = 0.0  # ties on the boundary: both labels at x = 0
     y = (X[:, 1] > 0).astype(float)
     y[:3] = 1.0
