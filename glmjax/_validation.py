@@ -26,7 +26,7 @@ all.)
 - ``offset``: shape ``(n,)``, or ``(n, m)`` for a vector family (an ``(n,)`` offset is then added
   to every entry of ``eta_i``), finite.
 - ``l2``: a scalar or an array of the coefficient shape (``(p,)`` or ``(p, m)``), finite, ``>= 0``.
-- **Identifiability** (only without a ridge, i.e. unless every entry of ``l2`` is ``> 0``):
+- **Identifiability** (of the columns without a ridge, i.e. with some entry of ``l2`` ``== 0``):
   ``p`` must not exceed the number of rows with positive weight; no column of ``X`` may be all
   zero; at most one column may be constant (that one is the intercept: two constant columns are
   collinear). These would make the Hessian singular and the coefficients not unique.
@@ -86,8 +86,10 @@ def _check_binomial(y: Array, trials: Array) -> None:
         )
 
 
-def _check_identifiable(X: Array, weights: Array, penalised: bool) -> None:
-    if penalised:
+def _check_identifiable(X: Array, weights: Array, penalised: np.ndarray) -> None:
+    """``penalised[j]``: every coefficient of column ``j`` has ``l2 > 0`` (ridge makes it
+    identifiable whatever the data)."""
+    if penalised.all():
         return
     X_np, w_np = np.asarray(X), np.asarray(weights)
     n_pos, p = int((w_np > 0).sum()), X_np.shape[1]
@@ -96,13 +98,13 @@ def _check_identifiable(X: Array, weights: Array, penalised: bool) -> None:
             f"`X` has p = {p} columns but only n = {n_pos} rows with positive weight: the model is "
             "not identifiable (p > n); pass `l2` > 0 (a ridge penalty) to fit it"
         )
-    zero = np.flatnonzero(np.all(X_np == 0, axis=0))
+    zero = np.flatnonzero(np.all(X_np == 0, axis=0) & ~penalised)
     if zero.size:
         raise ValueError(
             f"`X` has all-zero column(s) {zero.tolist()}: their coefficients are not identifiable; "
-            "drop them or pass `l2` > 0"
+            "drop them or pass `l2` > 0 for them"
         )
-    constant = np.flatnonzero(np.all(X_np == X_np[:1], axis=0))
+    constant = np.flatnonzero(np.all(X_np == X_np[:1], axis=0) & ~penalised)
     if constant.size > 1:
         raise ValueError(
             f"`X` has {constant.size} constant columns {constant.tolist()}: they are collinear "
@@ -182,5 +184,7 @@ def validate_glm_inputs(
         else:
             family.check_support(y, "y")
     if _is_concrete(X) and _is_concrete(weights) and _is_concrete(l2):
-        _check_identifiable(X, weights, penalised=bool(np.all(np.asarray(l2) > 0)))
+        positive = np.broadcast_to(np.asarray(l2) > 0, coef_shape)
+        penalised = positive if positive.ndim == 1 else positive.all(axis=1)
+        _check_identifiable(X, weights, penalised)
     return X, y, weights, offset, l2

@@ -116,6 +116,19 @@ def test_p_greater_than_n_and_constant_columns_are_fine_with_a_ridge():
         validate_glm_inputs(X, np.arange(N), gj.Poisson(), l2=np.r_[0.0, np.ones(7)])
 
 
+def test_zero_and_constant_columns_are_judged_column_by_column():
+    # scikit-learn's objective: an unpenalised intercept, a ridge on every other coefficient
+    X = np.column_stack([np.ones(N), np.arange(N), np.zeros(N), np.full(N, 3.0)])
+    l2 = np.array([0.0, 0.1, 0.1, 0.1])
+    assert validate_glm_inputs(X, np.arange(N), gj.Poisson(), l2=l2)[0].shape == (N, 4)
+    l2_cat = np.broadcast_to(l2[:, None], (4, 2))
+    assert validate_glm_inputs(X, np.arange(N) % 3, gj.Categorical(3), l2=l2_cat)[4].shape == (4, 2)
+    with pytest.raises(ValueError, match=r"all-zero column\(s\) \[2\]"):
+        validate_glm_inputs(X, np.arange(N), gj.Poisson(), l2=np.array([0.0, 0.1, 0.0, 0.1]))
+    with pytest.raises(ValueError, match="2 constant columns"):
+        validate_glm_inputs(X, np.arange(N), gj.Poisson(), l2=np.array([0.0, 0.1, 0.1, 0.0]))
+
+
 def test_defaults_and_dtypes():
     X, y, w, offset, l2 = validate_glm_inputs(_X().astype(int), np.arange(N), gj.Poisson())
     dtype = jnp.result_type(float)  # float64 here: conftest turns on x64
