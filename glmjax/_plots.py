@@ -47,6 +47,8 @@ def plot_convergence(traces: Mapping[str, Trace], path: str, *, title: str) -> f
         seconds = iters * trace.run_seconds / max(len(sub) - 1, 1)
         by_iter.semilogy(iters, sub, marker="o", markersize=3, label=name)
         by_time.semilogy(seconds, sub, marker="o", markersize=3, label=name)
+    # linear up to 10 iterations (Newton's few), logarithmic beyond (first-order methods' thousands)
+    by_iter.set_xscale("symlog", linthresh=10)
     by_iter.set(xlabel="iteration", ylabel="(f - f*) / max(1, |f*|)", title=title)
     by_time.set(xlabel="seconds (run time, compile excluded)", title=title)
     for ax in (by_iter, by_time):
