@@ -4,6 +4,7 @@ Hessians, result codes, vmap, recompilation and float32."""
 
 import functools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,13 +81,21 @@ def _inside_coef(name, objective, rng):
     return jnp.asarray(coef)
 
 
+@eqx.filter_jit  # compiled: op-by-op, jax.hessian of the objective costs 8x more
+def _hessians(objective, coef):
+    # 120 rows in chunks of 7: 17 full chunks and an overlapping last one
+    return (
+        objective.hessian(coef, kind="full"),
+        objective.hessian(coef),
+        objective.hessian(coef, chunk_size=7),
+    )
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_structured_hessian_equals_full(name):
     objective = _objective(name, l2=np.array([0.0, 0.1, 0.2])[:, None] if "cat" in name else 0.1)
     coef = _inside_coef(name, objective, np.random.default_rng(1))
-    full = objective.hessian(coef, kind="full")
-    structured = objective.hessian(coef)
-    chunked = objective.hessian(coef, chunk_size=7)  # 120 rows: 17 full chunks and an overlap
+    full, structured, chunked = _hessians(objective, coef)
     assert np.all(np.isfinite(full))
     np.testing.assert_allclose(structured, full, rtol=0, atol=1e-10 * np.abs(full).max())
     np.testing.assert_allclose(chunked, full, rtol=0, atol=1e-10 * np.abs(full).max())
@@ -118,7 +127,11 @@ def _means(name, coef):
     return family.mean(X @ coef)
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+# the IRLS step differs between scalar and vector families only; every family's IRLS fit is
+# compared with Newton's optimum to 1e-10 below
+@pytest.mark.parametrize(
+    "name", ["bernoulli", "poisson", "gamma", "categorical", "categorical_full"]
+)
 def test_newton_and_irls_iterates_agree(name):
     objective = _objective(name)
     coef = start_coef(objective)
@@ -163,7 +176,7 @@ def _check_optimum(name, method, solution, atol):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_family_fits_with_irls(name):
-    _check_optimum(name, "irls", _solve(name, "irls"), atol=1e-9)
+    _check_optimum(name, "irls", _solve(name, "irls"), atol=1e-10)
 
 
 # first-order methods stop at a scaled gradient of 1e-7; their coefficients are then within about
