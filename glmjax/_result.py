@@ -378,8 +378,10 @@ def make_result(
     The inputs are those of `validate_glm_inputs`; works under ``jax.jit`` and ``jax.vmap``.
     """
     readable = all(_is_readable(a) for a in (y, weights, offset))
-    # a concrete all-zero offset needs no Newton refit of the null model (a smaller program)
-    refit_null = not (readable and not np.any(np.asarray(offset)))
+    # a concrete all-zero offset (also under vmap over the data, where `fit_glm` makes it) needs
+    # no Newton refit of the null model: its eta is the maximiser for the weighted mean of T(y),
+    # the link of that mean, which is computed anyway (a smaller program)
+    refit_null = not (_is_readable(offset) and not np.any(np.asarray(offset)))
     by_value = _saturated_by_value(family, y, weights) if readable else None
     return _make_result(family, X, y, weights, offset, l2, solution, refit_null, by_value)
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from scipy.special import xlogy
 from sklearn.linear_model import LogisticRegression
 
 import glmjax as gj
@@ -313,6 +314,11 @@ def test_vmap_over_1000_poisson_glms():
     for i in (0, 1, 500, 999):
         single = gj.fit_glm(Xs[i], ys[i], gj.Poisson())
         np.testing.assert_allclose(fits.coef[i], single.coef, rtol=1e-10, atol=1e-12)
+        # traced data, zero offset: the null model's eta is the link of the mean count
+        mean = np.mean(ys[i])
+        null = 2 * np.sum(xlogy(ys[i], ys[i] / mean) - (ys[i] - mean))
+        np.testing.assert_allclose(fits.null_deviance[i], null, rtol=1e-10)
+        np.testing.assert_allclose(fits.deviance[i], single.deviance, rtol=1e-10)
         assert int(fits.n_iter[i]) == int(single.n_iter)
 
 
