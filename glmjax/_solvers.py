@@ -186,6 +186,22 @@ def _expected_nullity(objective: GLMObjective) -> int:
     return 0 if objective.family.identifiable else objective.X.shape[1]
 
 
+def _known_null_space(objective: GLMObjective) -> Float[Array, "q q"] | None:
+    """The projector onto the Hessian's known null space, or ``None`` for an identifiable family.
+
+    For an over-parametrised family (``eta -> eta + c 1`` changes nothing), moving a row ``j`` of
+    ``coef`` by ``c 1`` is a null direction of ``H`` whenever that row has no ridge. The gradient is
+    orthogonal to these directions, so ``(H + s P)^{-1} grad`` is the minimum-norm Newton step
+    ``H^+ grad``, by Cholesky instead of an eigendecomposition, for any ``s > 0``.
+    """
+    if objective.family.identifiable:
+        return None
+    p, m = objective.coef_shape
+    dtype = objective.X.dtype
+    free = jnp.all(jnp.broadcast_to(objective.l2, (p, m)) == 0, axis=1).astype(dtype)
+    return jnp.kron(jnp.diag(free), jnp.full((m, m), 1 / m, dtype))
+
+
 # ----- the solvers -------------------------------------------------------------------------------
 
 
@@ -213,7 +229,11 @@ class Newton(eqx.Module):
 
     def step(self, objective, coef, f, grad, state):
         H = objective.hessian(coef, kind=self.hessian, chunk_size=self.chunk_size)
-        d, singular = solve_psd(H, -grad.reshape(-1), expected_nullity=_expected_nullity(objective))
+        P = _known_null_space(objective)
+        if P is not None:
+            # s = the Hessian's mean eigenvalue keeps H + s P well conditioned
+            H = H + jnp.trace(H) / H.shape[0] * P
+        d, singular = solve_psd(H, -grad.reshape(-1))
         new, f_new, g_new, _, ok = _line_search_step(
             objective, coef, f, grad, d.reshape(coef.shape)
         )
