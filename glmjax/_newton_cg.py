@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from ._solvers import StepInfo, backtrack
+from ._solvers import StepInfo, backtrack, check_optional_positive_int
 
 
 def truncated_cg(
@@ -81,12 +81,7 @@ class NewtonCG(eqx.Module):
     second_order: ClassVar[bool] = True
 
     def __check_init__(self):
-        if self.max_cg_iter is not None and (
-            not isinstance(self.max_cg_iter, int) or self.max_cg_iter < 1
-        ):
-            raise ValueError(
-                f"`max_cg_iter` must be a positive integer or None, got {self.max_cg_iter!r}"
-            )
+        check_optional_positive_int(self.max_cg_iter, "max_cg_iter")
 
     def init(self, objective, coef, f, grad):
         return None

@@ -202,6 +202,12 @@ def _known_null_space(objective: GLMObjective) -> Float[Array, "q q"] | None:
     return jnp.kron(jnp.diag(free), jnp.full((m, m), 1 / m, dtype))
 
 
+def check_optional_positive_int(value, name: str) -> None:
+    """``ValueError`` unless ``value`` is ``None`` or a positive integer (a solver setting)."""
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}")
+
+
 # ----- the solvers -------------------------------------------------------------------------------
 
 
@@ -217,12 +223,7 @@ class Newton(eqx.Module):
     def __check_init__(self):
         if self.hessian not in ("structured", "full"):
             raise ValueError(f"`hessian` must be 'structured' or 'full', got {self.hessian!r}")
-        if self.chunk_size is not None and (
-            not isinstance(self.chunk_size, int) or self.chunk_size < 1
-        ):
-            raise ValueError(
-                f"`chunk_size` must be a positive integer or None, got {self.chunk_size!r}"
-            )
+        check_optional_positive_int(self.chunk_size, "chunk_size")
 
     def init(self, objective, coef, f, grad):
         return None
