@@ -64,8 +64,12 @@ def _logsumexp(x: Float[Array, " m"]) -> Float[Array, ""]:
 
 
 def _softplus(eta: Float[Array, ""]) -> Float[Array, ""]:
-    """log(1 + e^eta), as `_logsumexp` of ``(eta, 0)``."""
-    return _logsumexp(jnp.stack([eta, jnp.zeros_like(eta)]))
+    """log(1 + e^eta), `_logsumexp` of ``(eta, 0)`` written for two entries: the pivot
+    ``max(eta, 0)`` and the other entry, ``-|eta|``, are picked by ``where`` so that the gradient
+    flows through both (at ``eta = 0`` the pivot is the constant 0). Stacking the pair and
+    reducing over it would be ~30x slower under vmap on a CPU."""
+    positive = eta > 0
+    return jnp.where(positive, eta, 0.0) + jnp.log1p(jnp.exp(jnp.where(positive, -eta, eta)))
 
 
 def _positive(value, name: str):
