@@ -638,7 +638,7 @@ def bench_roofline(quick: bool, out: Path) -> dict:
             "gflops_performed": performed / secs / 1e9,
             "fraction_of_xtx": flops / secs / peak,
             "fraction_of_xtx_performed": performed / secs / peak,
-            "chunk_rows": default_chunk_size(n_rows, obj.family.natural_dim),
+            "chunk_rows": default_chunk_size(n_rows, obj.family.natural_dim, p),
             **solve,
         }
     result["symmetry_note"] = (

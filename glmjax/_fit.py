@@ -11,6 +11,7 @@ from jaxtyping import Array, ArrayLike, Float
 from ._family import ExponentialFamily
 from ._objective import GLMObjective
 from ._result import GLMResult, make_result
+from ._sharding import row_blocks
 from ._solvers import ResultCode, Solution, make_solver, mean_statistic, minimise
 from ._validation import validate_glm_inputs
 
@@ -30,10 +31,10 @@ def add_intercept(X: ArrayLike) -> Float[Array, "n p+1"]:
 
 
 @eqx.filter_jit
-def _solve(family, X, y, weights, offset, l2, solver, max_iter, tol, eta0) -> Solution:
-    # family, solver and max_iter are static (hashed) here: a second fit with the same shapes,
-    # family and method reuses the compiled loop
-    objective = GLMObjective.from_data(family, X, y, weights, offset, l2)
+def _solve(family, X, y, weights, offset, l2, solver, max_iter, tol, eta0, blocks=1) -> Solution:
+    # family, solver, max_iter and blocks are static (hashed) here: a second fit with the same
+    # shapes, family and method reuses the compiled loop
+    objective = GLMObjective.from_data(family, X, y, weights, offset, l2, row_blocks=blocks)
     return minimise(objective, solver, max_iter=max_iter, tol=tol, eta0=eta0)
 
 
@@ -86,8 +87,9 @@ def fit_glm(
       ``max|grad| <= max(tol, sqrt(eps)) * max(1, |objective|)``.
     - `hessian`: `"structured"` (chunked GLM form, default) or `"full"` (``jax.hessian`` of the
       objective); Newton only.
-    - `chunk_size`: rows per chunk of the structured Hessian (default: all rows for a scalar family,
-      ``max(256, n / m^2)`` for a vector one, so the temporary is no larger than ``X``).
+    - `chunk_size`: rows per chunk (per device when ``X`` is sharded) of the structured Hessian
+      (default: ``max(256, 2^18 / p)`` for a scalar family, a ~2 MiB temporary; ``max(256, n /
+      m^2)`` for a vector one, so the temporary is no larger than ``X``).
 
     **Returns:** a `GLMResult`. When the inputs are concrete, a `ConvergenceWarning` says why a
     fit did not end with `ResultCode.successful` (``max_iter`` reached, separation, singular
@@ -121,6 +123,7 @@ def fit_glm(
         int(max_iter),
         jnp.asarray(tol, jnp.result_type(X)),
         _link(family, _mean_statistic(family, X, y, weights)),
+        row_blocks(X),
     )
     if not isinstance(solution.result, jax.core.Tracer):
         code = ResultCode(int(solution.result))

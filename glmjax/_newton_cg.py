@@ -18,10 +18,8 @@ so early iterations take cheap, rough steps and the last ones converge superline
 meets a direction of non-positive curvature ``v^T H v <= 0`` (a singular Hessian, e.g.
 ``Categorical(k, minimal=False)`` without ridge), keeping the iterate so far (the steepest-descent
 direction if that happens at once); or after ``max_cg_iter`` products. The step then goes through
-the same backtracking (Armijo) line search as `Newton`, so the objective never increases, and the
-same stopping rules (`glmjax._solvers`) — except once the predicted decrease ``-<grad f, d>`` is
-below ``4 eps |f|``: the objective can no longer tell better from worse, and the full step is taken
-(an inexact Newton step that close to the optimum only shrinks the gradient).
+the same line search as `Newton` (`glmjax._solvers.newton_backtrack`: Armijo backtracking, the full
+step once the predicted decrease is at rounding level) and the same stopping rules.
 """
 
 from typing import ClassVar
@@ -32,7 +30,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float, Int
 
-from ._solvers import StepInfo, backtrack, check_optional_positive_int
+from ._solvers import StepInfo, check_optional_positive_int, newton_backtrack
 
 
 def truncated_cg(
@@ -98,15 +96,7 @@ class NewtonCG(eqx.Module):
         max_iter = self.max_cg_iter or g.size
         d, _ = truncated_cg(hvp, -g, rtol=rtol, max_iter=max_iter)
         d = d.reshape(coef.shape)
-        slope = jnp.vdot(grad, d)
-        # Once the predicted decrease is below the objective's rounding, the line search only sees
-        # noise and would shrink the step to nothing; the (inexact) Newton step is safe there.
-        flat = -slope <= 4 * jnp.finfo(f.dtype).eps * jnp.abs(f)
-        t, ok = lax.cond(
-            flat,
-            lambda: (jnp.ones((), f.dtype), jnp.array(True)),
-            lambda: backtrack(objective, coef, f, slope, d, 1.0),
-        )
+        t, ok, _ = newton_backtrack(objective, coef, f, jnp.vdot(grad, d), d)
         new = coef + t * d
         f_new, g_new = objective.value_and_grad(new)
         return new, f_new, g_new, state, StepInfo(~ok, jnp.array(False))

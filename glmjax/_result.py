@@ -57,6 +57,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from ._families import Binomial, Categorical, Gamma, Gaussian
 from ._family import ExponentialFamily
 from ._objective import GLMObjective
+from ._sharding import row_blocks
 from ._solvers import ResultCode, Solution
 
 _ESTIMATED_DISPERSION = (Gaussian, Gamma)
@@ -383,7 +384,8 @@ def make_result(
     # the link of that mean, which is computed anyway (a smaller program)
     refit_null = not (_is_readable(offset) and not np.any(np.asarray(offset)))
     by_value = _saturated_by_value(family, y, weights) if readable else None
-    return _make_result(family, X, y, weights, offset, l2, solution, refit_null, by_value)
+    blocks = row_blocks(X)
+    return _make_result(family, X, y, weights, offset, l2, solution, refit_null, by_value, blocks)
 
 
 def _is_readable(x) -> bool:
@@ -418,9 +420,9 @@ def _saturated_by_value(family, y, weights):
 
 @eqx.filter_jit
 def _make_result(
-    family, X, y, weights, offset, l2, solution, refit_null: bool, by_value
+    family, X, y, weights, offset, l2, solution, refit_null: bool, by_value, blocks: int
 ) -> GLMResult:
-    objective = GLMObjective.from_data(family, X, y, weights, offset, l2)
+    objective = GLMObjective.from_data(family, X, y, weights, offset, l2, row_blocks=blocks)
     n, p = X.shape
     coef = solution.coef
     dtype = coef.dtype

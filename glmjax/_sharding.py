@@ -17,15 +17,24 @@ holds only its own rows (build the global arrays with
 ``jax_cpu_collectives_implementation`` to ``"gloo"`` first). Value checks of the inputs are then
 skipped (no process can read a global array whole).
 
-One caveat: a vector family (`Categorical`) assembles its structured Hessian over chunks of rows
-(`glmjax._objective.default_chunk_size`), and slicing chunks out of a row-sharded array makes XLA
-gather it. With sharded inputs pass ``chunk_size=n`` (one chunk: each device then holds its own
-``n/D x p x m^2`` temporary), as the tests do.
+Sums over rows run over chunks of rows (`glmjax._objective.GLMObjective.chunked_sum`); `fit_glm`
+reads the number of row shards of ``X`` (`row_blocks`) and takes every chunk from each device's own
+rows, so chunking never gathers a sharded array.
 """
 
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike
+
+
+def row_blocks(X) -> int:
+    """The number of blocks of rows that ``X`` is split into over devices (1 for an array on one
+    device, a numpy array or a tracer)."""
+    sharding = getattr(X, "sharding", None)
+    if isinstance(X, jax.core.Tracer) or sharding is None or len(X.shape) == 0:
+        return 1
+    rows = sharding.shard_shape(X.shape)[0]
+    return X.shape[0] // rows if rows else 1
 
 
 def shard_rows(

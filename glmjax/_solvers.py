@@ -16,7 +16,9 @@ coef, f, grad, state) -> (coef, f, grad, state, StepInfo)``.
 Newton, IRLS and gradient descent take the largest ``t`` in ``{t0, t0/2, t0/4, ...}`` with a finite,
 not larger objective satisfying Armijo's condition ``f(coef + t d) <= f + 1e-4 t <grad f, d>``, so
 the objective never increases (a non-finite objective, e.g. Gamma's ``eta`` leaving ``(-inf, 0)``,
-counts as ``+inf``). For a canonical link IRLS and Newton are the same iteration written two ways:
+counts as ``+inf``) — except that a Newton or IRLS step whose predicted decrease ``-<grad f, d>``
+is below ``4 eps |f|`` is taken in full (`newton_backtrack`): the objective can no longer tell
+better from worse there, and the step only shrinks the gradient. For a canonical link IRLS and Newton are the same iteration written two ways:
 ``beta = H^{-1}(H coef - grad f)``.
 
 **Stopping.** With ``g = max |grad f|`` and ``s = max(1, |f|)``, a fit has *converged* when ``g <=
@@ -38,7 +40,7 @@ import optax
 from jax import lax
 from jaxtyping import Array, Bool, Float, Int
 
-from ._objective import GLMObjective, kron_gram
+from ._objective import GLMObjective, packed_kron_gram, unpack_gram
 
 _ARMIJO = 1e-4
 _MAX_HALVINGS = 60
@@ -150,56 +152,58 @@ def solve_psd(
 
 def backtrack(objective, coef, f, slope, direction, t0):
     """The largest ``t = t0 / 2^j`` (j < 60) with a finite ``f(coef + t d) <= f`` satisfying
-    Armijo's condition (up to ``4 eps |f|`` of rounding); ``t = 0``, ``accepted=False`` if none."""
+    Armijo's condition (up to ``4 eps |f|`` of rounding), whether one was found, and ``f(coef + t
+    d)``; ``t = 0``, ``accepted=False`` and ``f`` if none."""
     eps = jnp.finfo(f.dtype).eps
 
-    def acceptable(t):
+    def trial(t):
         fn = objective(coef + t * direction)
         armijo = fn <= f + _ARMIJO * t * slope + 4 * eps * jnp.abs(f)
-        return jnp.isfinite(fn) & (fn <= f) & armijo
+        return jnp.isfinite(fn) & (fn <= f) & armijo, fn
 
     def cond(carry):
-        t, j, ok = carry
+        t, j, ok, _ = carry
         return ~ok & (j < _MAX_HALVINGS)
 
     def body(carry):
-        t, j, _ = carry
+        t, j, _, _ = carry
         t = 0.5 * t
-        return t, j + 1, acceptable(t)
+        return t, j + 1, *trial(t)
 
     t0 = jnp.asarray(t0, f.dtype)
-    t, _, ok = lax.while_loop(cond, body, (t0, jnp.array(0), acceptable(t0)))
-    return jnp.where(ok, t, 0), ok
+    t, _, ok, fn = lax.while_loop(cond, body, (t0, jnp.array(0), *trial(t0)))
+    return jnp.where(ok, t, 0), ok, jnp.where(ok, fn, f)
 
 
-def _line_search_step(objective, coef, f, grad, direction, t0=1.0):
-    """A backtracking step along ``direction``; ``ok`` is False when it did not decrease ``f``
-    (no acceptable ``t``, or a step so small that ``f`` is unchanged in floating point)."""
-    t, ok = backtrack(objective, coef, f, jnp.vdot(grad, direction), direction, t0)
-    new = coef + t * direction
-    f_new, g_new = objective.value_and_grad(new)
-    return new, f_new, g_new, t, ok & (f_new < f)
+def newton_backtrack(objective, coef, f, slope, direction):
+    """`backtrack` from ``t = 1`` along a Newton direction, except that once the predicted decrease
+    ``-slope`` is below the rounding of ``f`` (``4 eps |f|``) the full step is taken: the line
+    search would then only see rounding noise and shrink a good step to nothing."""
+    flat = -slope <= 4 * jnp.finfo(f.dtype).eps * jnp.abs(f)
+    return lax.cond(
+        flat,
+        lambda: (jnp.ones((), f.dtype), jnp.array(True), objective(coef + direction)),
+        lambda: backtrack(objective, coef, f, slope, direction, 1.0),
+    )
 
 
-def _expected_nullity(objective: GLMObjective) -> int:
-    # Categorical(k, minimal=False): eta -> eta + c 1 changes nothing: a null direction per row
-    return 0 if objective.family.identifiable else objective.X.shape[1]
-
-
-def _known_null_space(objective: GLMObjective) -> Float[Array, "q q"] | None:
-    """The projector onto the Hessian's known null space, or ``None`` for an identifiable family.
+def _fill_known_null_space(objective: GLMObjective, H: Float[Array, "q q"]) -> Float[Array, "q q"]:
+    """``H + s P`` with ``P`` the projector onto ``H``'s known null space (``H`` itself for an
+    identifiable family) and ``s`` the mean eigenvalue of ``H`` (keeps it well conditioned).
 
     For an over-parametrised family (``eta -> eta + c 1`` changes nothing), moving a row ``j`` of
-    ``coef`` by ``c 1`` is a null direction of ``H`` whenever that row has no ridge. The gradient is
-    orthogonal to these directions, so ``(H + s P)^{-1} grad`` is the minimum-norm Newton step
-    ``H^+ grad``, by Cholesky instead of an eigendecomposition, for any ``s > 0``.
+    ``coef`` by ``c 1`` is a null direction of ``H`` whenever that row has no ridge. The gradient
+    (and IRLS's right-hand side) is orthogonal to these directions, so ``(H + s P)^{-1} grad`` is
+    the minimum-norm solution ``H^+ grad``, by Cholesky instead of an eigendecomposition, for any
+    ``s > 0``.
     """
     if objective.family.identifiable:
-        return None
+        return H
     p, m = objective.coef_shape
     dtype = objective.X.dtype
     free = jnp.all(jnp.broadcast_to(objective.l2, (p, m)) == 0, axis=1).astype(dtype)
-    return jnp.kron(jnp.diag(free), jnp.full((m, m), 1 / m, dtype))
+    P = jnp.kron(jnp.diag(free), jnp.full((m, m), 1 / m, dtype))
+    return H + jnp.trace(H) / H.shape[0] * P
 
 
 def check_optional_positive_int(value, name: str) -> None:
@@ -214,7 +218,13 @@ def check_optional_positive_int(value, name: str) -> None:
 class Newton(eqx.Module):
     """Exact Newton with backtracking: ``d = -H^{-1} grad f`` (Cholesky; eigh pseudo-inverse when
     singular). ``hessian="structured"`` assembles ``H`` from the per-row ``hessian a(eta_i)`` in
-    chunks of ``chunk_size`` rows; ``hessian="full"`` is ``jax.hessian`` of the objective."""
+    chunks of ``chunk_size`` rows; ``hessian="full"`` is ``jax.hessian`` of the objective.
+
+    For a scalar family the state is ``H`` at the current coefficients: after the line search the
+    gradient and the Hessian at the new point come from one pass over the rows, which costs about
+    what the gradient alone costs (both are bound by reading ``X``), at the price of one unused
+    Hessian after the last step. A vector family's Hessian costs ``~m^2`` gradients, so it is
+    computed at the start of each step instead (state ``None``)."""
 
     hessian: str = eqx.field(static=True, default="structured")
     chunk_size: int | None = eqx.field(static=True, default=None)
@@ -225,20 +235,28 @@ class Newton(eqx.Module):
             raise ValueError(f"`hessian` must be 'structured' or 'full', got {self.hessian!r}")
         check_optional_positive_int(self.chunk_size, "chunk_size")
 
+    def _carries_hessian(self, objective) -> bool:
+        return objective.family.natural_dim is None
+
     def init(self, objective, coef, f, grad):
+        if self._carries_hessian(objective):
+            return objective.hessian(coef, kind=self.hessian, chunk_size=self.chunk_size)
         return None
 
-    def step(self, objective, coef, f, grad, state):
-        H = objective.hessian(coef, kind=self.hessian, chunk_size=self.chunk_size)
-        P = _known_null_space(objective)
-        if P is not None:
-            # s = the Hessian's mean eigenvalue keeps H + s P well conditioned
-            H = H + jnp.trace(H) / H.shape[0] * P
-        d, singular = solve_psd(H, -grad.reshape(-1))
-        new, f_new, g_new, _, ok = _line_search_step(
-            objective, coef, f, grad, d.reshape(coef.shape)
-        )
-        return new, f_new, g_new, state, StepInfo(~ok, singular)
+    def step(self, objective, coef, f, grad, H):
+        if H is None:
+            H = objective.hessian(coef, kind=self.hessian, chunk_size=self.chunk_size)
+        d, singular = solve_psd(_fill_known_null_space(objective, H), -grad.reshape(-1))
+        d = d.reshape(coef.shape)
+        t, ok, f_new = newton_backtrack(objective, coef, f, jnp.vdot(grad, d), d)
+        new = coef + t * d
+        if self._carries_hessian(objective):
+            g_new, H_new = objective.grad_and_hessian(
+                new, kind=self.hessian, chunk_size=self.chunk_size
+            )
+        else:
+            g_new, H_new = jax.grad(objective)(new), None
+        return new, f_new, g_new, H_new, StepInfo(~(ok & (f_new < f)), singular)
 
 
 class IRLS(eqx.Module):
@@ -276,16 +294,17 @@ class IRLS(eqx.Module):
                     + jnp.einsum("cij,cj->ci", jnp.linalg.pinv(curv, hermitian=True), resid)
                 )
                 wz = w[:, None] * jnp.einsum("cij,cj->ci", curv, z)
-            return kron_gram(X, w, curv), X.T @ wz
+            return packed_kron_gram(X, w, curv), X.T @ wz
 
-        gram, rhs = objective.chunked_sum(block, chunk_size=self.chunk_size)
-        H = gram / n + jnp.diag(objective.ridge_diagonal())
-        beta, singular = solve_psd(
-            H, rhs.reshape(-1) / n, expected_nullity=_expected_nullity(objective)
-        )
+        packed, rhs = objective.chunked_sum(block, chunk_size=self.chunk_size)
+        H = unpack_gram(packed, objective.family.natural_dim) / n
+        H = H + jnp.diag(objective.ridge_diagonal())
+        beta, singular = solve_psd(_fill_known_null_space(objective, H), rhs.reshape(-1) / n)
         d = beta.reshape(coef.shape) - coef
-        new, f_new, g_new, _, ok = _line_search_step(objective, coef, f, grad, d)
-        return new, f_new, g_new, state, StepInfo(~ok, singular)
+        t, ok, f_new = newton_backtrack(objective, coef, f, jnp.vdot(grad, d), d)
+        new = coef + t * d
+        g_new = jax.grad(objective)(new)
+        return new, f_new, g_new, state, StepInfo(~(ok & (f_new < f)), singular)
 
 
 class GradientDescent(eqx.Module):
@@ -314,7 +333,7 @@ class GradientDescent(eqx.Module):
     def step(self, objective, coef, f, grad, t_prev):
         # unlike a Newton step, a gradient step near the optimum may lower f by less than its
         # rounding while still moving towards it: only a rejected step counts as a stall
-        t, ok = backtrack(objective, coef, f, -jnp.vdot(grad, grad), -grad, 2 * t_prev)
+        t, ok, _ = backtrack(objective, coef, f, -jnp.vdot(grad, grad), -grad, 2 * t_prev)
         new = coef - t * grad
         f_new, g_new = objective.value_and_grad(new)
         return new, f_new, g_new, jnp.where(ok, t, t_prev), StepInfo(~ok, jnp.array(False))
@@ -383,15 +402,18 @@ def start_coef(objective: GLMObjective, eta0: Array | None = None) -> Float[Arra
     more than the fit. `fit_glm` passes ``eta0``, computed by a separately compiled ``link`` that
     depends on the family alone, so the link's Newton loop is compiled once per family, not once
     per data shape and method."""
-    X, w, t = objective.X, objective.weights, objective.t
-    wb = w if t.ndim == 1 else w[:, None]
     if eta0 is None:
         eta0 = objective.family.link(mean_statistic(objective))
+
+    def block(X, t, w, offset):
+        wb = w if t.ndim == 1 else w[:, None]
+        return (X * w[:, None]).T @ X, X.T @ (wb * (eta0 - offset))
+
+    gram, rhs = objective.chunked_sum(block)
     # plain Cholesky: a singular Gram matrix gives NaN and the zero start (a second `solve_psd`
     # would compile a second eigendecomposition into every solver loop)
-    gram = jnp.linalg.cholesky((X * w[:, None]).T @ X)
-    ls = jax.scipy.linalg.cho_solve((gram, True), X.T @ (wb * (eta0 - objective.offset)))
-    zero = jnp.zeros(objective.coef_shape, X.dtype)
+    ls = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(gram), True), rhs)
+    zero = jnp.zeros(objective.coef_shape, gram.dtype)
     f_ls, f_zero = objective(ls), objective(zero)
     use_ls = jnp.isfinite(f_ls) & ~(f_ls > f_zero)
     return jnp.where(use_ls, ls, zero)

@@ -109,7 +109,7 @@ def _chunk_sums(family, coef, X, y, weights, offset) -> _Sums:
     return _Sums(
         rows * value,
         rows * grad,
-        rows * objective.weighted_gram(coef),
+        rows * objective.hessian(coef),
         pearson,
         jnp.sum(weights > 0),
     )

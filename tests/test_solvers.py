@@ -170,9 +170,11 @@ def _check_optimum(name, method, solution, atol):
     # the fitted means are unique also for the over-parametrised Categorical
     means = _means(name, solution.coef)
     np.testing.assert_allclose(means, _means(name, reference.coef), rtol=0, atol=atol)
-    if method in ("newton", "irls", "gd"):  # line searches: the objective never increases
+    if method in ("newton", "irls", "gd"):
+        # line searches: the objective never increases, beyond rounding once a Newton step's
+        # predicted decrease is at rounding level (taken in full)
         history = np.asarray(solution.history)[: int(solution.n_iter) + 1]
-        assert np.all(np.diff(history) <= 0)
+        assert np.all(np.diff(history) <= 4 * np.finfo(float).eps * np.abs(history[:-1]))
 
 
 @pytest.mark.parametrize("name", FAMILIES)
