@@ -395,8 +395,9 @@ def make_solver(method, *, hessian: str = "structured", chunk_size: int | None =
 
 def start_coef(objective: GLMObjective, eta0: Array | None = None) -> Float[Array, "p *m"]:
     """R's intercept-only start, made generic: the weighted least-squares fit on ``X`` of
-    ``eta0 - offset``, ``eta0 = link(mean T(y))`` (with an intercept column: that intercept and zero
-    slopes). Zero instead where that is not finite (``X`` not of full column rank) or has a
+    ``eta0 - offset``, ``eta0 = link(mean T(y))`` (with an intercept column and no offset: that
+    intercept and zero slopes, set directly without the pass over the rows that a least-squares fit
+    costs). Zero instead where that is not finite (``X`` not of full column rank) or has a
     larger objective. One ``link``
     evaluation, not one per row: the per-row Newton solves of a vector family's link would cost
     more than the fit. `fit_glm` passes ``eta0``, computed by a separately compiled ``link`` that
@@ -405,15 +406,26 @@ def start_coef(objective: GLMObjective, eta0: Array | None = None) -> Float[Arra
     if eta0 is None:
         eta0 = objective.family.link(mean_statistic(objective))
 
-    def block(X, t, w, offset):
-        wb = w if t.ndim == 1 else w[:, None]
-        return (X * w[:, None]).T @ X, X.T @ (wb * (eta0 - offset))
+    zero = jnp.zeros(objective.coef_shape, objective.X.dtype)
+    first = objective.X[0]
+    constant = jnp.all(objective.X == first, axis=0) & (first != 0)
+    j = jnp.argmax(constant)
 
-    gram, rhs = objective.chunked_sum(block)
-    # plain Cholesky: a singular Gram matrix gives NaN and the zero start (a second `solve_psd`
-    # would compile a second eigendecomposition into every solver loop)
-    ls = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(gram), True), rhs)
-    zero = jnp.zeros(objective.coef_shape, gram.dtype)
+    def intercept_only():
+        return zero.at[j].set(eta0 / first[j])
+
+    def least_squares():
+        def block(X, t, w, offset):
+            wb = w if t.ndim == 1 else w[:, None]
+            return (X * w[:, None]).T @ X, X.T @ (wb * (eta0 - offset))
+
+        gram, rhs = objective.chunked_sum(block)
+        # plain Cholesky: a singular Gram matrix gives NaN and the zero start (a second
+        # `solve_psd` would compile a second eigendecomposition into every solver loop)
+        return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(gram), True), rhs)
+
+    shortcut = jnp.any(constant) & jnp.all(objective.offset == 0)
+    ls = lax.cond(shortcut, intercept_only, least_squares)
     f_ls, f_zero = objective(ls), objective(zero)
     use_ls = jnp.isfinite(f_ls) & ~(f_ls > f_zero)
     return jnp.where(use_ls, ls, zero)
