@@ -63,6 +63,7 @@ def fit_glm(
     tol: float = 1e-8,
     hessian: str = "structured",
     chunk_size: int | None = None,
+    covariance: bool = True,
 ) -> GLMResult:
     r"""Fit a generalised linear model with the family's canonical link by maximum likelihood.
 
@@ -74,7 +75,8 @@ def fit_glm(
     - `X`: design matrix `(n, p)`, used as given (`add_intercept` prepends ones).
     - `y`: responses `(n,)`: labels ``0..k-1`` for `Categorical(k)`, proportions for `Binomial`.
     - `family`: an `ExponentialFamily`; `coef` is `(p,)`, or `(p, m)` for a vector family.
-    - `method`: `"newton"` (exact Newton, line search), `"irls"`, `"gd"`, `"lbfgs"`
+    - `method`: `"newton"` (exact Newton, line search), `"newton-cg"` (Hessian-free: truncated
+      conjugate gradients on Hessian-vector products), `"irls"`, `"gd"`, `"lbfgs"`
       (`optax.lbfgs`), or any `optax.GradientTransformation` (reuse the same object across fits: a
       new one compiles anew).
     - `weights`: prior weights `(n,)` (R's `weights`, statsmodels' `var_weights`); default ones.
@@ -90,6 +92,10 @@ def fit_glm(
     - `chunk_size`: rows per chunk (per device when ``X`` is sharded) of the structured Hessian
       (default: ``max(256, 2^18 / p)`` for a scalar family, a ~2 MiB temporary; ``max(256, n /
       m^2)`` for a vector one, so the temporary is no larger than ``X``).
+    - `covariance`: compute `cov` and with it `stderr`, `zvalues`, `pvalues` (else they are
+      ``None``). The ``(q, q)`` matrix (``q = coef.size``) and its eigendecomposition cost ``8 q^2``
+      bytes and ``O(q^3)`` time — 3.2 GB at ``q = 20,000``: pass False for fits with many
+      parameters (``method="newton-cg"``, which never forms the Hessian).
 
     **Returns:** a `GLMResult`. When the inputs are concrete, a `ConvergenceWarning` says why a
     fit did not end with `ResultCode.successful` (``max_iter`` reached, separation, singular
@@ -105,6 +111,8 @@ def fit_glm(
     ```
     """
     solver = make_solver(method, hessian=hessian, chunk_size=chunk_size)
+    if not isinstance(covariance, bool):
+        raise ValueError(f"`covariance` must be True or False, got {covariance!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 0:
         raise ValueError(f"`max_iter` must be a non-negative integer, got {max_iter!r}")
     if not isinstance(tol, jax.core.Tracer) and not np.all(np.asarray(tol) > 0):
@@ -134,4 +142,4 @@ def fit_glm(
                 ConvergenceWarning,
                 stacklevel=2,
             )
-    return make_result(family, X, y, weights, offset, l2, solution)
+    return make_result(family, X, y, weights, offset, l2, solution, covariance=covariance)

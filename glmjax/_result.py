@@ -219,6 +219,7 @@ class GLMResult(eqx.Module):
     - `family`: the family.
     - `coef`: coefficients, `(p,)` or `(p, m)`; `stderr`, `zvalues` (t values when the dispersion
       is estimated), `pvalues` have the same shape; `cov` is `(q, q)`, ``q = coef.size``, row-major.
+      All four are ``None`` for a fit with ``covariance=False``.
     - `loglik`, `deviance`, `null_deviance`, `aic`, `bic`: as R's ``logLik``, ``deviance``,
       ``null.deviance``, ``AIC``, ``BIC``.
     - `scale`: the dispersion (Pearson estimate for Gaussian/Gamma, else 1).
@@ -230,10 +231,10 @@ class GLMResult(eqx.Module):
 
     family: ExponentialFamily
     coef: Float[Array, " p *m"]
-    stderr: Float[Array, " p *m"]
-    cov: Float[Array, "q q"]
-    zvalues: Float[Array, " p *m"]
-    pvalues: Float[Array, " p *m"]
+    stderr: Float[Array, " p *m"] | None
+    cov: Float[Array, "q q"] | None
+    zvalues: Float[Array, " p *m"] | None
+    pvalues: Float[Array, " p *m"] | None
     loglik: Float[Array, ""]
     deviance: Float[Array, ""]
     null_deviance: Float[Array, ""]
@@ -305,6 +306,9 @@ class Summary:
         width = max(10, *(len(n) for n in names))
         lines = [f"{'':<{width}} {'coef':>12} {'std err':>12} {stat:>9} {'P>|' + stat + '|':>9}"]
         for row in zip(names, coef, stderr, z, pv, strict=True):
+            if np.isnan(row[2]):  # fitted with covariance=False
+                lines.append(f"{row[0]:<{width}} {row[1]:>12.6g} {'-':>12} {'-':>9} {'-':>9}")
+                continue
             lines.append(
                 f"{row[0]:<{width}} {row[1]:>12.6g} {row[2]:>12.6g} {row[3]:>9.3f} {row[4]:>9.3g}"
             )
@@ -312,7 +316,11 @@ class Summary:
 
     def __str__(self) -> str:
         r = self.result
-        arrays = [np.asarray(a) for a in (r.coef, r.stderr, r.zvalues, r.pvalues)]
+        coef = np.asarray(r.coef)
+        arrays = [coef] + [
+            np.full(coef.shape, np.nan) if a is None else np.asarray(a)
+            for a in (r.stderr, r.zvalues, r.pvalues)
+        ]
         fam = type(r.family).__name__
         rule = "=" * 78
         head = [
@@ -344,6 +352,18 @@ class Summary:
 # ----- building it ------------------------------------------------------------------------------
 
 
+def _covariance(K: Float[Array, "q q"], scale: Float[Array, ""]) -> Float[Array, "q q"]:
+    """``scale * K^+``, inverted after scaling ``K`` to unit diagonal (its entries span many orders
+    of magnitude when X's columns do, e.g. Longley's); a pseudo-inverse, so that a singular ``K``
+    (over-parametrised family, collinear X) gives finite numbers."""
+    diag = jnp.diagonal(K)
+    d = 1 / jnp.sqrt(jnp.where(diag > 0, diag, 1))
+    e, V = jnp.linalg.eigh(d[:, None] * K * d[None, :])
+    keep = e > K.shape[0] * jnp.finfo(K.dtype).eps * jnp.max(e)
+    e_inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
+    return scale * (d[:, None] * V) @ (e_inv[:, None] * (V.T * d[None, :]))
+
+
 def _loglik(family, y, t, eta, w, omega, deviance, nobs):
     """R's log-likelihood (module docstring)."""
     positive = w > 0
@@ -373,8 +393,12 @@ def make_result(
     offset: Float[Array, " n *m"],
     l2: Float[Array, "..."],
     solution: Solution,
+    *,
+    covariance: bool = True,
 ) -> GLMResult:
-    """Inference for a fitted GLM (the definitions are in the module docstring).
+    """Inference for a fitted GLM (the definitions are in the module docstring); without the
+    ``(q, q)`` covariance (and so without `stderr`, `zvalues`, `pvalues`) if ``covariance`` is
+    False.
 
     The inputs are those of `validate_glm_inputs`; works under ``jax.jit`` and ``jax.vmap``.
     """
@@ -384,8 +408,9 @@ def make_result(
     # the link of that mean, which is computed anyway (a smaller program)
     refit_null = not (_is_readable(offset) and not np.any(np.asarray(offset)))
     by_value = _saturated_by_value(family, y, weights) if readable else None
-    blocks = row_blocks(X)
-    return _make_result(family, X, y, weights, offset, l2, solution, refit_null, by_value, blocks)
+    return _make_result(
+        family, X, y, weights, offset, l2, solution, refit_null, by_value, row_blocks(X), covariance
+    )
 
 
 def _is_readable(x) -> bool:
@@ -420,8 +445,9 @@ def _saturated_by_value(family, y, weights):
 
 @eqx.filter_jit
 def _make_result(
-    family, X, y, weights, offset, l2, solution, refit_null: bool, by_value, blocks: int
+    family, X, y, weights, offset, l2, solution, refit_null, by_value, blocks, covariance
 ) -> GLMResult:
+    # refit_null, blocks and covariance are Python values: static under filter_jit
     objective = GLMObjective.from_data(family, X, y, weights, offset, l2, row_blocks=blocks)
     n, p = X.shape
     coef = solution.coef
@@ -469,22 +495,16 @@ def _make_result(
     else:
         scale = jnp.ones((), dtype)
 
-    # K = n * (objective Hessian) / phi, inverted after scaling to unit diagonal (its entries span
-    # many orders of magnitude when X's columns do, e.g. Longley's); a pseudo-inverse, so that a
-    # singular K (over-parametrised family, collinear X) gives finite numbers
-    K = n * objective.hessian(coef) / phi
-    diag = jnp.diagonal(K)
-    d = 1 / jnp.sqrt(jnp.where(diag > 0, diag, 1))
-    e, V = jnp.linalg.eigh(d[:, None] * K * d[None, :])
-    keep = e > K.shape[0] * jnp.finfo(dtype).eps * jnp.max(e)
-    e_inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
-    cov = scale * (d[:, None] * V) @ (e_inv[:, None] * (V.T * d[None, :]))
-    stderr = jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape)
-    zvalues = coef / stderr
-    if estimated:
-        pvalues = betainc(0.5 * df_resid, 0.5, df_resid / (df_resid + zvalues**2))
+    if covariance:
+        cov = _covariance(n * objective.hessian(coef) / phi, scale)
+        stderr = jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape)
+        zvalues = coef / stderr
+        if estimated:
+            pvalues = betainc(0.5 * df_resid, 0.5, df_resid / (df_resid + zvalues**2))
+        else:
+            pvalues = erfc(jnp.abs(zvalues) / jnp.sqrt(2.0))
     else:
-        pvalues = erfc(jnp.abs(zvalues) / jnp.sqrt(2.0))
+        cov = stderr = zvalues = pvalues = None
 
     loglik = _loglik(family, y, t, eta, weights, omega, deviance, nobs)
     k = rank + (1 if estimated else 0)

@@ -133,3 +133,36 @@ def test_truncated_cg_solves_spd_system_and_stops_at_negative_curvature(getkey):
     x_neg, k_neg = truncated_cg(lambda v: -v, b, rtol=1e-12, max_iter=200)
     np.testing.assert_array_equal(x_neg, b)
     assert int(k_neg) == 1
+
+
+def test_fit_glm_without_covariance_forms_no_dense_matrix(getkey):
+    """`fit_glm(method="newton-cg", covariance=False)` end to end (solver and inference) holds
+    nothing of size q^2, so it scales to more parameters than a (q, q) matrix could hold; the
+    inference it does report equals the full fit's."""
+    family = gj.Categorical(11)
+    n, p = 300, 80
+    q = p * 10
+    X, y = _data(getkey(), family, n, p)
+
+    def fit(covariance):
+        return lambda X, y: gj.fit_glm(
+            X, y, family, method="newton-cg", l2=1e-2, covariance=covariance
+        )
+
+    # the largest intermediates are n x m^2 (per-row curvatures) or n x q-ish, far below q^2
+    largest = max(math.prod(s) for s in _all_shapes(jax.make_jaxpr(fit(False))(X, y).jaxpr))
+    assert largest < q * q // 10, largest
+    assert (q, q) in set(_all_shapes(jax.make_jaxpr(fit(True))(X, y).jaxpr))
+
+    lean, full = fit(False)(X, y), fit(True)(X, y)
+    assert lean.cov is None and lean.stderr is None and lean.pvalues is None
+    np.testing.assert_array_equal(lean.coef, full.coef)
+    for name in ("loglik", "deviance", "null_deviance", "aic", "bic"):
+        np.testing.assert_allclose(getattr(lean, name), getattr(full, name), rtol=1e-14)
+    row = next(r for r in str(lean.summary()).splitlines() if r.startswith("x0 "))
+    assert row.split()[2:] == ["-", "-", "-"]
+
+
+def test_covariance_argument_is_checked():
+    with pytest.raises(ValueError, match="`covariance` must be True or False"):
+        gj.fit_glm(np.ones((3, 1)), np.ones(3), gj.Poisson(), covariance="no")
