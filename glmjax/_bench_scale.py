@@ -13,9 +13,8 @@ NAME [--quick] [--out DIR]`` runs one from the command line (float64).
   (`optax.lbfgs`), both through ``fit_glm(..., covariance=False)`` (compile time apart: the first
   call's time minus the second's).
 - `run_many_poisson`: 10,000 independent Poisson GLMs (``n = 200``, ``p = 5``) fitted by one
-  jit-compiled call (``jax.lax.map`` of ``fit_glm`` with ``batch_size=2000``: ``jax.vmap`` over
-  blocks of 2,000 models) against a Python loop over statsmodels fits of the same
-  models.
+  jit-compiled call (``jax.vmap`` of ``fit_glm``) against a Python loop over statsmodels fits of
+  the same models.
 
 Times are wall-clock seconds after ``block_until_ready``; compile time is reported apart.
 """
@@ -260,13 +259,8 @@ def run_many_poisson(*, quick: bool = False, out: Path | None = None) -> dict:
     )
     y = rng.poisson(np.exp(np.einsum("mnp,mp->mn", X, beta))).astype(np.float64)
 
-    # one jit-compiled call, vmapped over blocks of 2,000 models (a single vmap over all 10,000
-    # hung in XLA's CPU runtime here, idle, while 5,000 ran in 3 s: see the README)
-    fit_all = jax.jit(
-        lambda X, y: jax.lax.map(
-            lambda Xy: gj.fit_glm(*Xy, gj.Poisson()), (X, y), batch_size=min(models, 2_000)
-        )
-    )
+    # one jit-compiled call: fit_glm vmapped over all models at once
+    fit_all = jax.jit(jax.vmap(lambda X, y: gj.fit_glm(X, y, gj.Poisson())))
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     start = time.perf_counter()
     compiled = fit_all.lower(Xj, yj).compile()

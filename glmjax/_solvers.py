@@ -136,18 +136,24 @@ def solve_psd(
     pivots = jnp.diagonal(L) / jnp.sqrt(jnp.where(diag > 0, diag, 1))
     chol_ok = jnp.all(jnp.isfinite(L)) & jnp.all(diag > 0) & (jnp.min(pivots) ** 2 > q * eps)
 
-    def by_cholesky():
-        return jax.scipy.linalg.cho_solve((L, True), b), jnp.array(False)
+    x = jax.scipy.linalg.cho_solve((L, True), b)
 
     def by_eigh():
-        e, V = jnp.linalg.eigh(H)
+        # Under vmap both branches run, and nothing orders the eigendecomposition after the
+        # Cholesky factorisation. But jaxlib spreads a large batch of LAPACK calls over XLA's CPU
+        # thread pool and blocks until it is done: two such calls at once can occupy every thread
+        # and wait for each other for ever (10,000 vmapped fits hung, idle, on 2 cores). A zero
+        # that XLA cannot fold (0 * [x has a NaN]; an optimization_barrier does not order the
+        # CPU runtime's thunks) makes eigh's input depend on the Cholesky solve.
+        after_cholesky = H + jnp.zeros((), H.dtype) * jnp.isnan(jnp.sum(x)).astype(H.dtype)
+        e, V = jnp.linalg.eigh(after_cholesky)
         cutoff = q * eps * jnp.max(jnp.abs(e))
         keep = e > cutoff
         inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
         inv = inv.reshape((-1,) + (1,) * (b.ndim - 1))
         return V @ (inv * (V.T @ b)), jnp.sum(~keep) > expected_nullity
 
-    return lax.cond(chol_ok, by_cholesky, by_eigh)
+    return lax.cond(chol_ok, lambda: (x, jnp.array(False)), by_eigh)
 
 
 def backtrack(objective, coef, f, slope, direction, t0):

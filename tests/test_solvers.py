@@ -326,6 +326,33 @@ def test_vmap_over_1000_poisson_glms():
         assert int(fits.n_iter[i]) == int(single.n_iter)
 
 
+_MANY_FITS = """
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+import glmjax as gj
+batch, n, p = 10_000, 200, 5
+rng = np.random.default_rng(3)
+Xs = np.concatenate([np.ones((batch, n, 1)), rng.normal(size=(batch, n, p - 1))], axis=2)
+ys = rng.poisson(np.exp(Xs @ np.array([0.5, 0.2, -0.1, 0.1, 0.0]))).astype(float)
+fits = jax.jit(jax.vmap(lambda X, y: gj.fit_glm(X, y, gj.Poisson())))(Xs, ys)
+print("converged", int(np.sum(np.asarray(fits.converged))))
+"""
+
+
+def test_vmap_over_10000_glms_finishes():
+    """Under vmap both branches of `solve_psd` run: jaxlib spreads a large batch of LAPACK calls
+    over XLA's thread pool and blocks, and a Cholesky and an eigendecomposition at once
+    deadlocked (idle) from a few thousand fits on 2 cores. In a subprocess, so a hang fails."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _MANY_FITS], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "converged 10000" in proc.stdout
+
+
 def test_second_fit_does_not_recompile():
     family, X, y = _data("categorical")
     gj.fit_glm(X, y, family)
