@@ -83,23 +83,27 @@ def _inside_coef(name, objective, rng):
 
 
 @eqx.filter_jit  # compiled: op-by-op, jax.hessian of the objective costs 8x more
-def _hessians(objective, coef):
+def _derivatives(objective, coef):
     # 120 rows in chunks of 7: 17 full chunks and an overlapping last one
     return (
-        objective.hessian(coef, kind="full"),
-        objective.hessian(coef),
-        objective.hessian(coef, chunk_size=7),
+        (jax.grad(objective)(coef), objective.hessian(coef, kind="full")),
+        objective.grad_and_hessian(coef),
+        objective.grad_and_hessian(coef, chunk_size=7),
     )
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_structured_hessian_equals_full(name):
+def test_structured_gradient_and_hessian_equal_autodiff(name):
     objective = _objective(name, l2=np.array([0.0, 0.1, 0.2])[:, None] if "cat" in name else 0.1)
-    coef = _inside_coef(name, objective, np.random.default_rng(1))
-    full, structured, chunked = _hessians(objective, coef)
-    assert np.all(np.isfinite(full))
-    np.testing.assert_allclose(structured, full, rtol=0, atol=1e-10 * np.abs(full).max())
-    np.testing.assert_allclose(chunked, full, rtol=0, atol=1e-10 * np.abs(full).max())
+    rng = np.random.default_rng(1)
+    weights = rng.uniform(0, 2, objective.X.shape[0]) * (rng.random(objective.X.shape[0]) > 0.1)
+    objective = eqx.tree_at(lambda o: o.weights, objective, jnp.asarray(weights))
+    coef = _inside_coef(name, objective, rng)
+    (grad, full), structured, chunked = _derivatives(objective, coef)
+    assert np.all(np.isfinite(full)) and np.all(np.isfinite(grad))
+    for g, H in (structured, chunked):
+        np.testing.assert_allclose(g, grad, rtol=0, atol=1e-12 * np.abs(grad).max())
+        np.testing.assert_allclose(H, full, rtol=0, atol=1e-10 * np.abs(full).max())
 
 
 def _core(family, X, y, method="newton", *, max_iter=100, tol=1e-8, l2=0.0, **kw):
