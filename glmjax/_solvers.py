@@ -18,8 +18,8 @@ not larger objective satisfying Armijo's condition ``f(coef + t d) <= f + 1e-4 t
 the objective never increases (a non-finite objective, e.g. Gamma's ``eta`` leaving ``(-inf, 0)``,
 counts as ``+inf``) — except that a Newton or IRLS step whose predicted decrease ``-<grad f, d>``
 is below ``4 eps |f|`` is taken in full (`newton_backtrack`): the objective can no longer tell
-better from worse there, and the step only shrinks the gradient. For a canonical link IRLS and Newton are the same iteration written two ways:
-``beta = H^{-1}(H coef - grad f)``.
+better from worse there, and the step only shrinks the gradient. For a canonical link IRLS and
+Newton are the same iteration written two ways: ``beta = H^{-1}(H coef - grad f)``.
 
 **Stopping.** With ``g = max |grad f|`` and ``s = max(1, |f|)``, a fit has *converged* when ``g <=
 tol * s`` and, for Newton/IRLS, the last step moved no coefficient by more than ``1e-3 (1 + max
@@ -193,7 +193,7 @@ def newton_backtrack(objective, coef, f, slope, direction):
     )
 
 
-def _fill_known_null_space(objective: GLMObjective, H: Float[Array, "q q"]) -> Float[Array, "q q"]:
+def fill_known_null_space(family, l2, H: Float[Array, "q q"]) -> Float[Array, "q q"]:
     """``H + s P`` with ``P`` the projector onto ``H``'s known null space (``H`` itself for an
     identifiable family) and ``s`` the mean eigenvalue of ``H`` (keeps it well conditioned).
 
@@ -203,12 +203,12 @@ def _fill_known_null_space(objective: GLMObjective, H: Float[Array, "q q"]) -> F
     the minimum-norm solution ``H^+ grad``, by Cholesky instead of an eigendecomposition, for any
     ``s > 0``.
     """
-    if objective.family.identifiable:
+    if family.identifiable:
         return H
-    p, m = objective.coef_shape
-    dtype = objective.X.dtype
-    free = jnp.all(jnp.broadcast_to(objective.l2, (p, m)) == 0, axis=1).astype(dtype)
-    P = jnp.kron(jnp.diag(free), jnp.full((m, m), 1 / m, dtype))
+    m = family.natural_dim
+    p = H.shape[0] // m
+    free = jnp.all(jnp.broadcast_to(l2, (p, m)) == 0, axis=1).astype(H.dtype)
+    P = jnp.kron(jnp.diag(free), jnp.full((m, m), 1 / m, H.dtype))
     return H + jnp.trace(H) / H.shape[0] * P
 
 
@@ -252,7 +252,8 @@ class Newton(eqx.Module):
     def step(self, objective, coef, f, grad, H):
         if H is None:
             H = objective.hessian(coef, kind=self.hessian, chunk_size=self.chunk_size)
-        d, singular = solve_psd(_fill_known_null_space(objective, H), -grad.reshape(-1))
+        H = fill_known_null_space(objective.family, objective.l2, H)
+        d, singular = solve_psd(H, -grad.reshape(-1))
         d = d.reshape(coef.shape)
         t, ok, f_new = newton_backtrack(objective, coef, f, jnp.vdot(grad, d), d)
         new = coef + t * d
@@ -305,7 +306,8 @@ class IRLS(eqx.Module):
         packed, rhs = objective.chunked_sum(block, chunk_size=self.chunk_size)
         H = unpack_gram(packed, objective.family.natural_dim) / n
         H = H + jnp.diag(objective.ridge_diagonal())
-        beta, singular = solve_psd(_fill_known_null_space(objective, H), rhs.reshape(-1) / n)
+        H = fill_known_null_space(objective.family, objective.l2, H)
+        beta, singular = solve_psd(H, rhs.reshape(-1) / n)
         d = beta.reshape(coef.shape) - coef
         t, ok, f_new = newton_backtrack(objective, coef, f, jnp.vdot(grad, d), d)
         new = coef + t * d

@@ -42,7 +42,14 @@ from ._family import ExponentialFamily
 from ._fit import ConvergenceWarning
 from ._objective import GLMObjective
 from ._result import _estimates_dispersion
-from ._solvers import _ARMIJO, _MAX_HALVINGS, _STEP_RTOL, ResultCode, solve_psd
+from ._solvers import (
+    _ARMIJO,
+    _MAX_HALVINGS,
+    _STEP_RTOL,
+    ResultCode,
+    fill_known_null_space,
+    solve_psd,
+)
 from ._validation import validate_glm_inputs
 
 _DEFAULT_CHUNK_ROWS = 65_536
@@ -120,8 +127,11 @@ def _add(a: _Sums, b: _Sums) -> _Sums:
     return jax.tree.map(jnp.add, a, b)
 
 
-# jitted once per shape: solve_psd's lax.cond would otherwise retrace (and recompile) every call
-_solve = jax.jit(solve_psd, static_argnames="expected_nullity")
+@eqx.filter_jit
+def _newton_direction(family, l2, H, g):
+    """``-H^+ grad`` as `Newton` computes it (jitted once per shape: `solve_psd`'s ``lax.cond``
+    would otherwise retrace and recompile every call)."""
+    return solve_psd(fill_known_null_space(family, l2, H), -g.reshape(-1))[0].reshape(g.shape)
 
 
 @functools.partial(jax.jit, static_argnames="nullity")
@@ -326,8 +336,7 @@ def fit_glm_streaming(
         result = ResultCode.max_iter_reached
         nullity = 0 if family.identifiable else coef.shape[0]
         for _ in range(max_iter):
-            d, _ = _solve(H, -g.reshape(-1), expected_nullity=nullity)
-            d = d.reshape(coef.shape)
+            d = _newton_direction(family, jnp.asarray(l2, coef.dtype), H, g)
             slope = float(jnp.vdot(g, d))
             # a predicted decrease below the objective's rounding: the comparison would see only
             # noise, and the exact Newton step that close to the optimum is safe (as `NewtonCG`)

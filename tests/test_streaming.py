@@ -122,3 +122,25 @@ def test_bad_sources():
         gj.fit_glm_streaming([(X, y[:3])], gj.Poisson(), progress=False)
     with pytest.raises(ValueError, match="`method`"):
         gj.fit_glm_streaming((X, y), gj.Poisson(), method="gd", progress=False)
+
+
+@pytest.mark.parametrize("minimal", [True, False])
+def test_list_of_chunks_softmax_equals_in_memory_fit(minimal):
+    """Categorical in both parametrisations; the over-parametrised one with the ridge on the slopes
+    only (a null direction per unpenalised row, handled as `fit_glm`'s Newton handles it)."""
+    rng = np.random.default_rng(5)
+    n, p, k = 3_000, 4, 3
+    X = _design(rng, n, p)
+    logits = X @ rng.normal(size=(p, k))
+    y = (np.cumsum(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 1) < rng.random((n, 1)))
+    y = np.minimum(y.sum(1), k - 1)
+    family = gj.Categorical(k, minimal=minimal)
+    l2 = np.zeros((p, family.natural_dim))
+    l2[1:] = 1e-3
+    chunks = [(X[i : i + 1000], y[i : i + 1000]) for i in range(0, n, 1000)]
+    fit = gj.fit_glm_streaming(chunks, family, l2=l2, tol=1e-12, progress=False)
+    ref = gj.fit_glm(X, y, family, l2=l2, tol=1e-12)
+    assert bool(fit.converged)
+    np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(fit.stderr, ref.stderr, rtol=1e-8)
+    np.testing.assert_allclose(fit.objective, ref.history[int(ref.n_iter)], rtol=1e-13)
