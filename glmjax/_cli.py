@@ -29,7 +29,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="glmjax",
-        description="Exponential families, GLMs and softmax classifiers in JAX, derived by autodiff.",
+        description="Exponential families, GLMs and softmax classifiers in JAX, derived by "
+        "autodiff.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 

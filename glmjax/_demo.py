@@ -3,7 +3,8 @@
 Softmax regression (``Categorical(10)``, the minimal "rigorous" parametrisation) fitted by exact
 Newton and by gradient descent, then an MLP with a ReLU hidden layer and a softmax output trained
 with AdamW (cosine-decayed learning rate) on mini-batches of standardised pixels. Prints one
-table row per method and writes ``demo_convergence.png`` (suboptimality against iterations and seconds, Newton vs gradient descent).
+table row per method and writes ``demo_convergence.png`` (suboptimality against iterations and
+seconds, Newton vs gradient descent).
 
 Each fit is run twice with the same shapes: the first call's time minus the second's is the compile
 time, the second call's time is the run time.
@@ -98,9 +99,8 @@ def run_demo(out: str = ".", quiet: bool = False) -> int:
 
     header = ("method", "iterations", "run s", "compile s", "train loss", "test acc")
     widths = (38, 12, 8, 10, 11, 9)
-    line = "  ".join(
-        h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True))
-    )
+    cells = enumerate(zip(header, widths, strict=True))
+    line = "  ".join(h.ljust(w) if i < 2 else h.rjust(w) for i, (h, w) in cells)
     print(line)
     print("-" * len(line))
     for name, iters, run, compile_, loss, acc in rows:

@@ -1,7 +1,7 @@
 """Moments and the canonical link of an exponential family, derived from its log-partition.
 
-For ``p(y; eta) = b(y) exp(<eta, T(y)> - a(eta))`` the log-partition ``a`` is the cumulant generating
-function of ``T(y)``, so
+For ``p(y; eta) = b(y) exp(<eta, T(y)> - a(eta))`` the log-partition ``a`` is the cumulant
+generating function of ``T(y)``, so
 
     E[T(y)]   = grad a(eta)        (the mean map)
     Var[T(y)] = hessian a(eta)     (the variance map)
@@ -90,8 +90,9 @@ def conjugate_link(
     at the doubled point still points along it and ``f`` has not increased (for scalar ``eta``:
     the minimum on that line lies further): far from the solution Newton's step can be much too
     short (where ``a`` grows like ``e^eta``, the step from ``eta = 0`` towards Poisson
-    ``mu = 1e-290`` is about -1: 700 iterations without doubling, 10 with). ``s``, a power of two >= max(1, |mu|), keeps ``<eta, mu>`` from
-    overflowing for huge ``mu`` (Poisson ``mu = 1e300``). Stops when a Newton step no longer
+    ``mu = 1e-290`` is about -1: 700 iterations without doubling, 10 with). ``s``, a power of two
+    >= max(1, |mu|), keeps ``<eta, mu>`` from overflowing for huge ``mu`` (Poisson
+    ``mu = 1e300``). Stops when a Newton step no longer
     changes ``eta`` in floating point, or after ``max_iter`` steps.
 
     ``singular=True`` (an over-parametrised family) steps orthogonally to the hessian's null space:

@@ -11,7 +11,7 @@ the textbook closed forms; mean, variance and link are derived in `glmjax._famil
 | Exponential | -rate | y | -log(-eta) | 1 |
 | Geometric | log(1-p) | y (failures) | -log(1-e^eta) | 1 |
 | NegativeBinomial(r) | log(p) | y (count) | -r log(1-e^eta) | 1 |
-| Categorical(k, minimal=True) | log(p_i/p_k), i<k | one-hot, length k-1 | log(1 + sum e^eta_i) | 1 |
+| Categorical(k, minimal=True) | log(p_i/p_k), i<k | one-hot, length k-1 | log(1+sum e^eta_i) | 1 |
 | Categorical(k, minimal=False) | log p_i + c | one-hot, length k | log(sum e^eta_i) | 1 |
 """
 

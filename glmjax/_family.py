@@ -108,7 +108,7 @@ class ExponentialFamily(eqx.Module):
         return jnp.vectorize(fn, signature=signature)
 
     def check_support(self, y: ArrayLike, name: str = "y") -> None:
-        """Raise ``ValueError`` if concrete ``y`` has a value outside the support (no-op if traced)."""
+        """``ValueError`` if a concrete ``y`` has a value outside the support (no-op if traced)."""
         if not _is_concrete(y):
             return
         y = np.asarray(y)

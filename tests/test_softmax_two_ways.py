@@ -1,6 +1,6 @@
 """The seed's point 8: the softmax activation of a network with no hidden layer, trained by
-back-propagation on the cross-entropy, and softmax regression fitted by Newton's method as a GLM, are
-one function optimised two ways: they reach the same optimum."""
+back-propagation on the cross-entropy, and softmax regression fitted by Newton's method as a GLM,
+are one function optimised two ways: they reach the same optimum."""
 
 import jax
 import jax.numpy as jnp

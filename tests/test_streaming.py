@@ -132,7 +132,7 @@ def test_list_of_chunks_softmax_equals_in_memory_fit(minimal):
     n, p, k = 3_000, 4, 3
     X = _design(rng, n, p)
     logits = X @ rng.normal(size=(p, k))
-    y = (np.cumsum(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 1) < rng.random((n, 1)))
+    y = np.cumsum(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 1) < rng.random((n, 1))
     y = np.minimum(y.sum(1), k - 1)
     family = gj.Categorical(k, minimal=minimal)
     l2 = np.zeros((p, family.natural_dim))
