@@ -364,15 +364,35 @@ def _covariance(K: Float[Array, "q q"], scale: Float[Array, ""]) -> Float[Array,
     return scale * (d[:, None] * V) @ (e_inv[:, None] * (V.T * d[None, :]))
 
 
+def _sum_log_weights(w):
+    """``sum log w_i`` over the rows with ``w_i > 0``."""
+    positive = w > 0
+    return jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1)), 0))
+
+
+def _gaussian_loglik(deviance, nobs, sum_log_weights):
+    """R's Gaussian log-likelihood, at the maximum-likelihood dispersion ``deviance / nobs``."""
+    return -0.5 * nobs * (jnp.log(2 * jnp.pi * deviance / nobs) + 1) + 0.5 * sum_log_weights
+
+
+def _gamma_loglik(y, eta, w, shape):
+    """R's Gamma log-likelihood at the given shape (R's is ``sum w / deviance``)."""
+    return jnp.sum(w * Gamma(shape=shape).log_prob(y, eta))
+
+
+def _deviance(family, t, eta, omega, saturated):
+    """R's unscaled deviance ``2 sum_i omega_i [a*(T(y_i)) - (<eta_i, T(y_i)> - a(eta_i))]``."""
+    return 2 * jnp.sum(omega * (saturated - (_inner(family, eta, t) - family.log_partition(eta))))
+
+
 def _loglik(family, y, t, eta, w, omega, deviance, nobs):
-    """R's log-likelihood (module docstring)."""
+    """R's log-likelihood (module docstring); a sum over rows except for Gaussian and Gamma, whose
+    dispersion comes from the deviance of all rows."""
     positive = w > 0
     if isinstance(family, Gaussian):
-        logw = jnp.sum(jnp.where(positive, jnp.log(jnp.where(positive, w, 1)), 0))
-        return -0.5 * nobs * (jnp.log(2 * jnp.pi * deviance / nobs) + 1) + 0.5 * logw
+        return _gaussian_loglik(deviance, nobs, _sum_log_weights(w))
     if isinstance(family, Gamma):
-        shape = jnp.sum(w) / deviance
-        return jnp.sum(w * Gamma(shape=shape).log_prob(y, eta))
+        return _gamma_loglik(y, eta, w, jnp.sum(w) / deviance)
     if isinstance(family, Binomial):
         trials = family.trials * w
         k = trials * y
@@ -474,10 +494,7 @@ def _make_result(
     else:
         saturated, null_c = by_value
 
-    def deviance_at(e):
-        return 2 * jnp.sum(omega * (saturated - (_inner(family, e, t) - family.log_partition(e))))
-
-    deviance = deviance_at(eta)
+    deviance = _deviance(family, t, eta, omega, saturated)
     has_intercept = jnp.any(jnp.all(X == X[:1], axis=0) & (X[0] != 0))
     offset = objective.offset
     if refit_null:
@@ -485,7 +502,7 @@ def _make_result(
     else:
         null_fit = jnp.broadcast_to(null_c, eta.shape) + offset
     null_eta = jnp.where(has_intercept, null_fit, offset)
-    null_deviance = deviance_at(null_eta)
+    null_deviance = _deviance(family, t, null_eta, omega, saturated)
     df_null = (nobs - jnp.where(has_intercept, rank // p, 0)).astype(dtype)
 
     if estimated:

@@ -17,6 +17,13 @@ halved and the pass repeated; usually one pass is one iteration. Once the predic
 canonical link IRLS takes the same iterates. Stopping is `fit_glm`'s rule: ``max|grad f| <= tol
 max(1, |f|)`` after a step that moved no coefficient by more than ``1e-3 (1 + max|coef|)``.
 
+**Start and inference.** A first pass adds up ``X^T W X``, ``X^T w``, ``X^T (w offset)`` and the
+weighted mean of ``T(y)``: the start is then `fit_glm`'s, the least-squares fit of ``link(mean
+T(y)) - offset`` on ``X`` (zero if that fails), so families whose ``eta`` must stay negative
+(Gamma, Geometric, ...) start inside their domain. After the fit, one more pass adds up the
+deviance (per-row saturated values, as `make_result`) and the log-likelihood; Gamma's needs the
+shape ``sum w / deviance`` of all rows, so a second one.
+
 **Chunks are compiled once.** Every chunk is padded to ``chunk_rows`` rows by repeating its last row
 with weight 0 (a repeated row keeps ``eta`` inside the family's domain, where zeros might not, e.g.
 Gamma), so one compiled function serves all chunks, the short last one included.
@@ -38,10 +45,20 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from tqdm import tqdm
 
+from ._families import Gamma, Gaussian
 from ._family import ExponentialFamily
-from ._fit import ConvergenceWarning
+from ._fit import ConvergenceWarning, _link
 from ._objective import GLMObjective
-from ._result import _estimates_dispersion
+from ._result import (
+    _deviance,
+    _estimates_dispersion,
+    _gamma_loglik,
+    _gaussian_loglik,
+    _loglik,
+    _rank,
+    _saturated,
+    _sum_log_weights,
+)
 from ._solvers import (
     _ARMIJO,
     _MAX_HALVINGS,
@@ -64,8 +81,13 @@ class StreamingResult(eqx.Module):
       diagonal's square root (as `GLMResult`); `scale` is Pearson's ``X2 / (nobs - q)`` for
       Gaussian and Gamma, else 1.
     - `objective`: ``f(coef)``, the penalised mean negative log-likelihood minimised.
+    - `deviance`, `loglik`, `aic`, `bic`: as `GLMResult`'s (R's ``deviance``, ``logLik``, ``AIC``,
+      ``BIC``), from one more pass over the data after the fit (two for Gamma, whose
+      log-likelihood needs the shape ``sum w / deviance`` first).
     - `nobs`: rows with positive weight; `n_rows`: all rows read (``N`` above).
-    - `n_iter`, `n_passes` (passes over the data, including those of halved steps), `converged`,
+    - `n_iter`, `n_passes` (passes over the data for the fit: the start's, then one per Newton
+      step and halved step),
+      `converged`,
       `grad_norm` (``max|grad f|``), `history` (``f`` at the start and after each iteration),
       `result` (a `ResultCode`).
     """
@@ -76,6 +98,10 @@ class StreamingResult(eqx.Module):
     stderr: Float[Array, "p *m"]
     scale: Float[Array, ""]
     objective: Float[Array, ""]
+    deviance: Float[Array, ""]
+    loglik: Float[Array, ""]
+    aic: Float[Array, ""]
+    bic: Float[Array, ""]
     nobs: Int[Array, ""]
     n_rows: int = eqx.field(static=True)
     n_iter: int = eqx.field(static=True)
@@ -122,8 +148,72 @@ def _chunk_sums(family, coef, X, y, weights, offset) -> _Sums:
     )
 
 
+class _StartSums(eqx.Module):
+    """Sums over rows for the start: ``X^T W X``, ``X^T w``, ``X^T (w offset)``, ``sum w T(y)``,
+    ``sum w``."""
+
+    gram: Float[Array, "p p"]
+    x_weight: Float[Array, " p"]
+    x_offset: Float[Array, "p *m"]
+    t_sum: Float[Array, "*m"]
+    weight_sum: Float[Array, ""]
+
+
+@eqx.filter_jit
+def _chunk_start_sums(family, coef, X, y, weights, offset) -> _StartSums:
+    objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
+    w, t = objective.weights, objective.t
+    wb = w if t.ndim == 1 else w[:, None]
+    return _StartSums(
+        (X * w[:, None]).T @ X,
+        X.T @ w,
+        X.T @ (wb * objective.offset),
+        jnp.sum(wb * t, 0),
+        jnp.sum(w),
+    )
+
+
+@eqx.filter_jit
+def _least_squares_start(sums: _StartSums, eta0):
+    """`fit_glm`'s start (`glmjax._solvers.start_coef`) from the sums: the weighted least-squares
+    fit of ``eta0 - offset`` on ``X``, ``eta0 = link(mean T(y))``; NaN if ``X^T W X`` is
+    singular."""
+    rhs = jnp.multiply.outer(sums.x_weight, eta0) - sums.x_offset
+    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(sums.gram), True), rhs)
+
+
+class _FitSums(eqx.Module):
+    """Sums over rows at the fitted coefficients: the deviance, the log-likelihood (families with
+    a fixed dispersion), ``sum log w`` and ``sum w`` (rows with positive weight)."""
+
+    deviance: Float[Array, ""]
+    loglik: Float[Array, ""]
+    sum_log_weights: Float[Array, ""]
+    weight_sum: Float[Array, ""]
+
+
+@eqx.filter_jit
+def _chunk_fit_sums(family, coef, X, y, weights, offset) -> _FitSums:
+    objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
+    eta, t = objective.eta(coef), objective.t
+    estimated = _estimates_dispersion(family)
+    omega = weights if estimated else weights / family.dispersion
+    deviance = _deviance(family, t, eta, omega, _saturated(family, t, eta)[0])
+    # Gaussian and Gamma: from the totals afterwards (`fit_glm_streaming`)
+    loglik = (
+        jnp.zeros((), X.dtype) if estimated else _loglik(family, y, t, eta, weights, omega, 0, 0)
+    )
+    return _FitSums(deviance, loglik, _sum_log_weights(weights), jnp.sum(weights))
+
+
+@eqx.filter_jit
+def _chunk_gamma_loglik(family, coef, X, y, weights, offset, shape):
+    eta = GLMObjective.from_data(family, X, y, weights, offset, 0.0).eta(coef)
+    return _gamma_loglik(y, eta, weights, shape)
+
+
 @jax.jit
-def _add(a: _Sums, b: _Sums) -> _Sums:
+def _add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
 
@@ -288,7 +378,7 @@ def fit_glm_streaming(
     make_iter, rows, n_chunks = _source(chunks, chunk_rows)
     state: dict[str, Any] = {"rows": rows, "n_chunks": n_chunks, "dtype": None, "n_rows": None}
 
-    def one_pass(coef, desc: str) -> tuple[_Sums, int]:
+    def one_pass(coef, desc: str, chunk_fn=_chunk_sums) -> tuple[Any, Any]:
         total, n_rows = None, 0
         with tqdm(make_iter(), desc=desc, unit="chunk", total=state["n_chunks"], leave=False,
                   disable=not progress) as bar:  # fmt: skip
@@ -303,7 +393,7 @@ def fit_glm_streaming(
                     m = family.natural_dim
                     shape = (X.shape[1],) if m is None else (X.shape[1], m)
                     coef = jnp.zeros(shape, X.dtype) if coef is None else coef
-                sums = _chunk_sums(family, coef, X, y, w, o)
+                sums = chunk_fn(family, coef, X, y, w, o)
                 total = sums if total is None else _add(total, sums)
                 n_rows += n
         if total is None:
@@ -326,11 +416,23 @@ def fit_glm_streaming(
         return float(f), g, H
 
     with tqdm(total=max_iter, desc="newton", unit="iter", disable=not progress) as outer:
-        sums, coef = one_pass(None, "pass 1")
-        n_passes = 1
+        # the start, as fit_glm's: least squares for the intercept-only model's eta, else zero
+        start, zero = one_pass(None, "start", _chunk_start_sums)
+        eta0 = _link(family, start.t_sum / start.weight_sum)
+        coef = _least_squares_start(start, eta0)
+        n_passes = 2
+        sums, _ = one_pass(coef, "pass 2")
         f, g, H = totals(sums, coef)
+        if not (np.all(np.isfinite(coef)) and np.isfinite(f)):
+            coef = zero
+            n_passes += 1
+            sums, _ = one_pass(coef, f"pass {n_passes}")
+            f, g, H = totals(sums, coef)
         if not np.isfinite(f):
-            raise ValueError("the objective is not finite at coef = 0 (e.g. Gamma needs eta < 0)")
+            raise ValueError(
+                "the objective is not finite at the start (least squares for the intercept-only "
+                "model's linear predictor, then coef = 0): e.g. Gamma needs eta < 0"
+            )
         eps = float(jnp.finfo(coef.dtype).eps)
         history = [f]
         result = ResultCode.max_iter_reached
@@ -377,6 +479,19 @@ def fit_glm_streaming(
     phi = 1.0 if _estimates_dispersion(family) else family.dispersion
     scale = sums.pearson / (sums.nobs - q) if _estimates_dispersion(family) else 1.0
     cov = _covariance(H, N / phi, scale, nullity=nullity)
+
+    fit_sums, _ = one_pass(coef, "deviance", _chunk_fit_sums)
+    deviance, nobs = fit_sums.deviance, sums.nobs
+    if isinstance(family, Gaussian):
+        loglik = _gaussian_loglik(deviance, nobs, fit_sums.sum_log_weights)
+    elif isinstance(family, Gamma):
+        shape = fit_sums.weight_sum / deviance
+        loglik, _ = one_pass(
+            coef, "log-likelihood", lambda *args: _chunk_gamma_loglik(*args, shape)
+        )
+    else:
+        loglik = fit_sums.loglik
+    k = _rank(family, coef.shape[0]) + (1 if _estimates_dispersion(family) else 0)
     return StreamingResult(
         family=family,
         coef=coef,
@@ -384,7 +499,11 @@ def fit_glm_streaming(
         stderr=jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape),
         scale=jnp.asarray(scale, coef.dtype),
         objective=jnp.asarray(f, coef.dtype),
-        nobs=sums.nobs,
+        deviance=deviance,
+        loglik=loglik,
+        aic=-2 * loglik + 2 * k,
+        bic=-2 * loglik + jnp.log(nobs.astype(coef.dtype)) * k,
+        nobs=nobs,
         n_rows=N,
         n_iter=len(history) - 1,
         n_passes=n_passes,

@@ -42,8 +42,10 @@ def test_memmap_poisson_equals_in_memory_fit(tmp_path):
     assert fit.n_rows == n and int(fit.nobs) == n
     np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(fit.stderr, ref.stderr, rtol=1e-9)
-    # one pass per iteration: the Newton steps were all accepted at full length
-    assert fit.n_passes == fit.n_iter + 1
+    _check_inference(fit, ref)
+    # the start's pass, the first objective's, then one per iteration: the Newton steps were all
+    # accepted at full length
+    assert fit.n_passes == fit.n_iter + 2
 
 
 def test_generator_factory_with_weights_and_offset_bernoulli():
@@ -68,6 +70,8 @@ def test_generator_factory_with_weights_and_offset_bernoulli():
     np.testing.assert_allclose(fit.coef, ref.params, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(fit.stderr, ref.bse, rtol=1e-8)
     assert int(fit.nobs) == int(np.sum(weights > 0))
+    np.testing.assert_allclose(fit.deviance, ref.deviance, rtol=1e-10)
+    _check_inference(fit, gj.fit_glm(X, y, gj.Bernoulli(), weights=weights, offset=offset))
 
 
 def test_list_of_chunks_gaussian_is_least_squares_with_estimated_dispersion():
@@ -85,6 +89,40 @@ def test_list_of_chunks_gaussian_is_least_squares_with_estimated_dispersion():
     np.testing.assert_allclose(
         fit.stderr, np.sqrt(sigma2 * np.diag(np.linalg.inv(X.T @ X))), rtol=1e-9
     )
+    # the Gaussian log-likelihood at the maximum-likelihood variance RSS / n; p + 1 parameters
+    rss = np.sum((y - X @ beta) ** 2)
+    loglik = -0.5 * n * (np.log(2 * np.pi * rss / n) + 1)
+    np.testing.assert_allclose(fit.deviance, rss, rtol=1e-10)
+    np.testing.assert_allclose(fit.loglik, loglik, rtol=1e-12)
+    np.testing.assert_allclose(fit.aic, -2 * loglik + 2 * (p + 1), rtol=1e-12)
+    np.testing.assert_allclose(fit.bic, -2 * loglik + np.log(n) * (p + 1), rtol=1e-12)
+
+
+def test_generator_gamma_with_weights_equals_in_memory_fit():
+    """Gamma's log-likelihood needs the shape sum(w) / deviance of all rows: a second pass."""
+    rng = np.random.default_rng(4)
+    n, p = 4_000, 3
+    X = _design(rng, n, p)
+    mu = np.exp(X @ np.array([0.5, 0.3, -0.2]))
+    y = rng.gamma(2.0, mu / 2.0)
+    weights = rng.uniform(0.5, 2.0, size=n)
+    family = gj.Gamma(1.0)
+
+    def chunks():
+        for a in range(0, n, 1500):
+            yield X[a : a + 1500], y[a : a + 1500], weights[a : a + 1500]
+
+    fit = gj.fit_glm_streaming(chunks, family, tol=1e-12, progress=False)
+    ref = gj.fit_glm(X, y, family, weights=weights, tol=1e-12)
+    np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-10)
+    _check_inference(fit, ref)
+
+
+def _check_inference(fit, ref):
+    """Deviance, log-likelihood, AIC and BIC of a streaming fit equal `fit_glm`'s (which match
+    R's)."""
+    for name in ("deviance", "loglik", "aic", "bic"):
+        np.testing.assert_allclose(getattr(fit, name), getattr(ref, name), rtol=1e-10)
 
 
 def test_each_chunk_shape_compiles_once(tmp_path):
@@ -144,3 +182,4 @@ def test_list_of_chunks_softmax_equals_in_memory_fit(minimal):
     np.testing.assert_allclose(fit.coef, ref.coef, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(fit.stderr, ref.stderr, rtol=1e-8)
     np.testing.assert_allclose(fit.objective, ref.history[int(ref.n_iter)], rtol=1e-13)
+    _check_inference(fit, ref)
