@@ -423,20 +423,39 @@ def start_coef(objective: GLMObjective, eta0: Array | None = None) -> Float[Arra
         return zero.at[j].set(eta0 / first[j])
 
     def least_squares():
-        def block(X, t, w, offset):
-            wb = w if t.ndim == 1 else w[:, None]
-            return (X * w[:, None]).T @ X, X.T @ (wb * (eta0 - offset))
-
-        gram, rhs = objective.chunked_sum(block)
-        # plain Cholesky: a singular Gram matrix gives NaN and the zero start (a second
-        # `solve_psd` would compile a second eigendecomposition into every solver loop)
-        return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(gram), True), rhs)
+        return least_squares_start(objective.chunked_sum(start_sums), eta0)
 
     shortcut = jnp.any(constant) & jnp.all(objective.offset == 0)
     ls = lax.cond(shortcut, intercept_only, least_squares)
     f_ls, f_zero = objective(ls), objective(zero)
     use_ls = jnp.isfinite(f_ls) & ~(f_ls > f_zero)
     return jnp.where(use_ls, ls, zero)
+
+
+class StartSums(eqx.Module):
+    """Sums over rows for the least-squares start: ``X^T W X``, ``X^T w``, ``X^T (w offset)``,
+    ``sum w T(y)``, ``sum w`` (they add up over chunks of rows, also streamed ones)."""
+
+    gram: Float[Array, "p p"]
+    x_weight: Float[Array, " p"]
+    x_offset: Float[Array, "p *m"]
+    t_sum: Float[Array, "*m"]
+    weight_sum: Float[Array, ""]
+
+
+def start_sums(X, t, w, offset) -> StartSums:
+    """`StartSums` of one chunk of rows (a `GLMObjective.chunked_sum` block)."""
+    wb = w if t.ndim == 1 else w[:, None]
+    gram = (X * w[:, None]).T @ X
+    return StartSums(gram, X.T @ w, X.T @ (wb * offset), jnp.sum(wb * t, axis=0), jnp.sum(w))
+
+
+def least_squares_start(sums: StartSums, eta0) -> Float[Array, "p *m"]:
+    """The weighted least-squares fit of ``eta0 - offset`` on ``X`` from `StartSums`; NaN when
+    ``X^T W X`` is singular. Plain Cholesky: a second `solve_psd` would compile a second
+    eigendecomposition into every solver loop."""
+    rhs = jnp.multiply.outer(sums.x_weight, eta0) - sums.x_offset
+    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(sums.gram), True), rhs)
 
 
 def mean_statistic(objective: GLMObjective) -> Float[Array, "*m"]:

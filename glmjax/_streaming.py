@@ -64,8 +64,11 @@ from ._solvers import (
     _MAX_HALVINGS,
     _STEP_RTOL,
     ResultCode,
+    StartSums,
     fill_known_null_space,
+    least_squares_start,
     solve_psd,
+    start_sums,
 )
 from ._validation import validate_glm_inputs
 
@@ -131,7 +134,8 @@ class _Sums(eqx.Module):
 def _chunk_sums(family, coef, X, y, weights, offset) -> _Sums:
     objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
     rows = X.shape[0]
-    value, grad = objective.value_and_grad(coef)
+    value = objective(coef)
+    grad, hessian = objective.grad_and_hessian(coef)  # one pass over the chunk's rows
     if _estimates_dispersion(family):
         eta = objective.eta(coef)
         unit_variance = family.variance(eta) / family.dispersion
@@ -142,44 +146,19 @@ def _chunk_sums(family, coef, X, y, weights, offset) -> _Sums:
     return _Sums(
         rows * value,
         rows * grad,
-        rows * objective.hessian(coef),
+        rows * hessian,
         pearson,
         jnp.sum(weights > 0),
     )
 
 
-class _StartSums(eqx.Module):
-    """Sums over rows for the start: ``X^T W X``, ``X^T w``, ``X^T (w offset)``, ``sum w T(y)``,
-    ``sum w``."""
-
-    gram: Float[Array, "p p"]
-    x_weight: Float[Array, " p"]
-    x_offset: Float[Array, "p *m"]
-    t_sum: Float[Array, "*m"]
-    weight_sum: Float[Array, ""]
-
-
 @eqx.filter_jit
-def _chunk_start_sums(family, coef, X, y, weights, offset) -> _StartSums:
+def _chunk_start_sums(family, coef, X, y, weights, offset) -> StartSums:
     objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
-    w, t = objective.weights, objective.t
-    wb = w if t.ndim == 1 else w[:, None]
-    return _StartSums(
-        (X * w[:, None]).T @ X,
-        X.T @ w,
-        X.T @ (wb * objective.offset),
-        jnp.sum(wb * t, 0),
-        jnp.sum(w),
-    )
+    return start_sums(objective.X, objective.t, objective.weights, objective.offset)
 
 
-@eqx.filter_jit
-def _least_squares_start(sums: _StartSums, eta0):
-    """`fit_glm`'s start (`glmjax._solvers.start_coef`) from the sums: the weighted least-squares
-    fit of ``eta0 - offset`` on ``X``, ``eta0 = link(mean T(y))``; NaN if ``X^T W X`` is
-    singular."""
-    rhs = jnp.multiply.outer(sums.x_weight, eta0) - sums.x_offset
-    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(sums.gram), True), rhs)
+_least_squares_start = eqx.filter_jit(least_squares_start)
 
 
 class _FitSums(eqx.Module):
