@@ -32,7 +32,6 @@ Gamma), so one compiled function serves all chunks, the short last one included.
 which is dropped afterwards: the pages read do not stay mapped in (and counted against) the process.
 """
 
-import functools
 import mmap
 import warnings
 from collections.abc import Callable, Iterable
@@ -50,6 +49,7 @@ from ._family import ExponentialFamily
 from ._fit import ConvergenceWarning, _link
 from ._objective import GLMObjective
 from ._result import (
+    _covariance,
     _deviance,
     _estimates_dispersion,
     _gamma_loglik,
@@ -203,15 +203,8 @@ def _newton_direction(family, l2, H, g):
     return solve_psd(fill_known_null_space(family, l2, H), -g.reshape(-1))[0].reshape(g.shape)
 
 
-@functools.partial(jax.jit, static_argnames="nullity")
-def _covariance(H, information_scale, scale, *, nullity: int):
-    """``scale * K^{-1}`` with ``K = information_scale * H``, inverted at unit diagonal (as
-    `make_result`: the entries of ``K`` span orders of magnitude when X's columns do)."""
-    K = information_scale * H
-    d = 1 / jnp.sqrt(jnp.where(jnp.diagonal(K) > 0, jnp.diagonal(K), 1))
-    eye = jnp.eye(K.shape[0], dtype=K.dtype)
-    K_inv, _ = solve_psd(d[:, None] * K * d[None, :], eye, expected_nullity=nullity)
-    return scale * d[:, None] * K_inv * d[None, :]
+# `make_result`'s covariance (unit-diagonal scaling, pseudo-inverse), compiled once per shape
+_covariance_jit = jax.jit(_covariance)
 
 
 # ----- reading chunks -----------------------------------------------------------------------------
@@ -415,7 +408,6 @@ def fit_glm_streaming(
         eps = float(jnp.finfo(coef.dtype).eps)
         history = [f]
         result = ResultCode.max_iter_reached
-        nullity = 0 if family.identifiable else coef.shape[0]
         for _ in range(max_iter):
             d = _newton_direction(family, jnp.asarray(l2, coef.dtype), H, g)
             slope = float(jnp.vdot(g, d))
@@ -457,7 +449,7 @@ def fit_glm_streaming(
     q = H.shape[0]
     phi = 1.0 if _estimates_dispersion(family) else family.dispersion
     scale = sums.pearson / (sums.nobs - q) if _estimates_dispersion(family) else 1.0
-    cov = _covariance(H, N / phi, scale, nullity=nullity)
+    cov = _covariance_jit(N / phi * H, jnp.asarray(scale, H.dtype))
 
     fit_sums, _ = one_pass(coef, "deviance", _chunk_fit_sums)
     deviance, nobs = fit_sums.deviance, sums.nobs
