@@ -1,39 +1,25 @@
-r"""``glmjax bench``: Newton against first-order methods, glmjax against peers, the roofline.
+r"""``glmjax bench``: Newton against first-order methods, on the shipped digits and synthetic data.
 
-- ``solvers``: newton, irls, gd, lbfgs and adam on digits, softmax n=100k d=32 k=8 and an
-  ill-conditioned logistic problem: iterations, run and compile seconds to a relative
-  suboptimality of 1e-10, one convergence PNG per problem.
-- ``peers``: glmjax against scikit-learn, statsmodels, glum, nemos and glmax on the same
-  objective, as time ratios (each peer in its own process, 1 and 2 BLAS threads, the faster
-  counts).
-- ``roofline``: float64 ``X^T X`` rate on a tall matrix, and each workload's structured Hessian
-  assembly as FLOP/s and as a fraction of it.
-- ``mlp``: `train_classifier` seconds per epoch on digits against the same loop in PyTorch.
+newton, irls, gd, lbfgs and adam on digits, softmax n=100k d=32 k=8 and an ill-conditioned
+logistic problem: iterations, run and compile seconds to a relative suboptimality of 1e-10, one
+convergence PNG per problem, and ``solvers.json`` (every number, the machine, library versions,
+BLAS kernels and thread counts). The comparisons with other libraries, the roofline and the runs
+at scale live in the repository's ``benchmarks/`` folder (``python -m benchmarks.run``), which
+also builds ``README_table.md`` from all the JSON files.
 
-Everything lives in the package (this module, `glmjax._bench_peers` for the peer processes), so
-``glmjax bench`` works whether glmjax is installed editable or not; results go to ``--out``
-(default ``benchmarks/results`` under the current folder): ``<name>.json`` with every number and the
-machine, library versions, BLAS kernels and thread counts, PNG plots, and ``README_table.md``
-(regenerated from all the JSON files present).
-
-**The objectives.** A problem has ``X`` (no intercept column; glmjax gets ``[1, X]``) and ``y``.
-*Penalised* is scikit-learn's ``C sum_i loss_i + 1/2 ||W||^2`` with ``C = 1`` and an unpenalised
+**The objective.** A problem has ``X`` (no intercept column; glmjax gets ``[1, X]``) and ``y``;
+*penalised* is scikit-learn's ``C sum_i loss_i + 1/2 ||W||^2`` with ``C = 1`` and an unpenalised
 intercept, i.e. glmjax's mean negative log-likelihood plus ``l2 / 2 ||W||^2`` with
 ``l2 = 1 / (C n)`` on every coefficient and 0 on the intercept row, with
-``Categorical(k, minimal=False)`` for softmax. *MLE* (statsmodels, glmax: no ridge) is ``l2 = 0``
-with ``Categorical(k, minimal=True)``. Every peer's coefficients are scored with glmjax's own
-objective; a timing counts only when that score is within ``1e-8`` (relative) of the best found.
+``Categorical(k, minimal=False)`` for softmax; *MLE* is ``l2 = 0`` with ``Categorical(k,
+minimal=True)``.
 
-**Timing.** glmjax's solver loop is compiled ahead of time (``jax.jit(...).lower(...).compile()``:
-compile seconds), then run (run seconds, the median of the repeats). ``fit_glm`` seconds add input
-validation and the inference of `GLMResult` (standard errors, deviance, ...) to the solver: the
-number a user sees on a second call. Peers' seconds are their ``fit`` calls (for JAX peers after a
-first, compiling call).
+**Timing.** The solver loop is compiled ahead of time (``jax.jit(...).lower(...).compile()``:
+compile seconds), then run (run seconds, the median of the repeats).
 
 **BLAS.** Some machines here set ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``, which select a slow
-OpenBLAS kernel; it slows numpy's peers *and* JAX's LAPACK calls (Cholesky, eigh: jaxlib calls
-scipy's OpenBLAS). Benchmark with both unset for that command:
-``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE glmjax bench``; the JSON records the kernel used.
+OpenBLAS kernel for numpy and for JAX's LAPACK calls; benchmark with both unset:
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE glmjax bench``.
 """
 
 import datetime
@@ -41,9 +27,6 @@ import json
 import math
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +37,16 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from . import links
 from ._families import Bernoulli, Categorical, Poisson
-from ._objective import GLMObjective, default_chunk_size
+from ._iterate import minimise
+from ._objective import GLMObjective, RowLikelihood
 from ._plots import Trace, plot_convergence, relative_suboptimality
-from ._solvers import ResultCode, make_solver, minimise, solve_psd
+from ._solution import ResultCode
+from ._solver import make_solver
+from ._start import mean_statistic, start_coef
 
 TARGET_SUBOPTIMALITY = 1e-10
-AGREEMENT = 1e-8
-PEERS_PYTHON_ENV = "GLMJAX_BENCH_PEERS_PYTHON"  # a second Python with nemos and glmax installed
 _ADAM = optax.adam(1e-2)  # one object for all fits: a new transformation would compile anew
 
 
@@ -167,31 +152,29 @@ def make_problem(name: str, quick: bool) -> Problem:
 # ----- timing glmjax -----------------------------------------------------------------------------
 
 
-def _objective_fn(problem: Problem, penalised: bool):
+def objective(problem: Problem, penalised: bool) -> GLMObjective:
+    """The GLM objective of ``problem`` (canonical link, unit weights, no offset)."""
     family, X1, y, l2 = problem.glm(penalised)
-    obj = GLMObjective.from_data(
-        family,
-        jnp.asarray(X1),
-        jnp.asarray(y),
-        jnp.ones(len(y)),
-        jnp.zeros(len(y)),
-        jnp.asarray(l2),
+    model = RowLikelihood(family, links.Canonical(family), True)
+    n = len(y)
+    return GLMObjective.from_data(
+        model, jnp.asarray(X1), jnp.asarray(y), jnp.ones(n), jnp.zeros(n), jnp.asarray(l2)
     )
-    return jax.jit(lambda coef: obj(coef)), obj
 
 
 def time_glmjax(
     problem: Problem, method, *, penalised: bool, max_iter: int, tol: float, repeats: int = 1
 ) -> dict:
     """Compile the whole solver loop ahead of time, then run it ``repeats`` times."""
-    family, X1, y, l2 = problem.glm(penalised)
     solver = make_solver(method)
-    n = len(y)
-    args = (jnp.asarray(X1), jnp.asarray(y), jnp.ones(n), jnp.zeros(n), jnp.asarray(l2))
+    obj = objective(problem, penalised)
 
-    def solve(X, y, w, offset, l2):
-        objective = GLMObjective.from_data(family, X, y, w, offset, l2)
-        return minimise(objective, solver, max_iter=max_iter, tol=tol)
+    def solve(obj):
+        eta0 = obj.family.link(mean_statistic(obj))
+        coef0 = start_coef(obj, eta0)
+        return minimise(obj, solver, coef0, max_iter=max_iter, tol=tol, scale=obj.column_scale())
+
+    args = (obj,)
 
     t0 = time.perf_counter()
     compiled = jax.jit(solve).lower(*args).compile()
@@ -215,27 +198,6 @@ def time_glmjax(
     }
 
 
-def time_fit_glm(problem: Problem, *, penalised: bool, repeats: int = 1) -> dict:
-    """``gj.fit_glm`` end to end (validation, solver, inference), second call after a first."""
-    from ._fit import fit_glm
-
-    family, X1, y, l2 = problem.glm(penalised)
-    t0 = time.perf_counter()
-    fit = fit_glm(X1, y, family, l2=l2)
-    jax.block_until_ready(fit)
-    first = time.perf_counter() - t0
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fit_glm(X1, y, family, l2=l2))
-        runs.append(time.perf_counter() - t0)
-    return {
-        "first_call_seconds": first,
-        "run_seconds": float(np.median(runs)),
-        "n_iter": int(fit.n_iter),
-    }
-
-
 def _reach(history, best, run_seconds, target=TARGET_SUBOPTIMALITY):
     """Iterations and (proportional) seconds until the relative suboptimality is <= target."""
     sub = relative_suboptimality(history, best)
@@ -246,7 +208,7 @@ def _reach(history, best, run_seconds, target=TARGET_SUBOPTIMALITY):
     return i, run_seconds * i / max(len(history) - 1, 1)
 
 
-# ----- 1. Newton against first-order methods -----------------------------------------------------
+# ----- Newton against first-order methods -----------------------------------------------------
 
 
 def bench_solvers(quick: bool, out: Path) -> dict:
@@ -304,450 +266,13 @@ def plot_solver_traces(fits: dict, png: Path, *, title: str) -> float:
     return best
 
 
-# ----- 2. glmjax against the peers ---------------------------------------------------------------
-
-# (peer, solver, objective) per family; statsmodels and glmax fit without penalty
-_PEERS = {
-    "categorical": [
-        ("sklearn", "newton-cholesky", "penalised"),
-        ("sklearn", "newton-cg", "penalised"),
-        ("sklearn", "lbfgs", "penalised"),
-        ("statsmodels", "newton", "mle"),
-        ("nemos", "LBFGS", "penalised"),
-    ],
-    "bernoulli": [
-        ("sklearn", "newton-cholesky", "penalised"),
-        ("sklearn", "newton-cg", "penalised"),
-        ("sklearn", "lbfgs", "penalised"),
-        ("glum", "irls-cd", "penalised"),
-        ("statsmodels", "irls", "mle"),
-        ("nemos", "LBFGS", "penalised"),
-        ("glmax", "irls", "mle"),
-        ("glmax", "newton", "mle"),
-    ],
-    "poisson": [
-        ("sklearn", "newton-cholesky", "penalised"),
-        ("sklearn", "lbfgs", "penalised"),
-        ("glum", "irls-cd", "penalised"),
-        ("statsmodels", "irls", "mle"),
-        ("nemos", "LBFGS", "penalised"),
-        ("glmax", "irls", "mle"),
-        ("glmax", "newton", "mle"),
-    ],
-}
-_NOT_APPLICABLE = {
-    "categorical": {
-        "glum": "glum has no multinomial (softmax) family",
-        "glmax": "glmax has no multinomial (softmax) family",
-    },
-    "poisson": {"sklearn newton-cg": "PoissonRegressor offers lbfgs and newton-cholesky only"},
-}
-# the dense-Hessian softmax (d) last: its Newton iterations take minutes on 2 cores
-_WORKLOADS = ["softmax_100k", "logistic_1m", "poisson_1m", "digits", "softmax_20k_256"]
-_QUICK_WORKLOADS = ["softmax_100k", "poisson_1m"]
-_PEER_TIMEOUT = 600
-# the 2-thread rerun is skipped when the 1-thread run already took this long (the budget of a
-# full run is ~25 minutes on 2 cores; on a loaded machine 1 thread is the faster one)
-_ONE_THREAD_SKIP_SECONDS = 20.0
-# dense Newton on softmax (d) (5,140 coefficients: one Hessian is ~1e12 flops) is left out of the
-# full run: its per-iteration cost is measured by ``roofline`` (assembly + Cholesky/eigh)
-_DENSE_NEWTON_SKIPPED = {"softmax_20k_256"}
-
-
-def _peers_python() -> str | None:
-    """The Python that has nemos and glmax: ``$GLMJAX_BENCH_PEERS_PYTHON``, else a sibling venv
-    ``venv-peers`` of the running one, else None."""
-    candidates = [os.environ.get(PEERS_PYTHON_ENV, "")]
-    candidates.append(str(Path(sys.prefix).parent / "venv-peers" / "bin" / "python"))
-    return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
-def _run_peer(spec: dict, python: str, workdir: Path) -> dict:
-    spec_path, result_path = workdir / "spec.json", workdir / "result.json"
-    spec_path.write_text(json.dumps(spec))
-    result_path.unlink(missing_ok=True)
-    env = dict(os.environ)
-    if spec["peer"] in ("nemos", "glmax") and spec["threads"] == 1:
-        env["XLA_FLAGS"] = (
-            env.get("XLA_FLAGS", "")
-            + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-        ).strip()
-    script = Path(__file__).with_name("_bench_peers.py")
-    try:
-        proc = subprocess.run(
-            [python, str(script), str(spec_path), str(result_path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=_PEER_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {_PEER_TIMEOUT} s"}
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
-    return json.loads(result_path.read_text())
-
-
-def _peer_versions(python: str, modules: list[str]) -> dict:
-    code = (
-        "import importlib, json, sys\n"
-        "out = {}\n"
-        "for m in sys.argv[1:]:\n"
-        "    try:\n"
-        "        out[m] = importlib.import_module(m).__version__\n"
-        "    except Exception as e:\n"
-        "        out[m] = 'not installed: ' + type(e).__name__\n"
-        "print(json.dumps(out))\n"
-    )
-    proc = subprocess.run([python, "-c", code, *modules], capture_output=True, text=True)
-    return json.loads(proc.stdout) if proc.returncode == 0 else {}
-
-
-def bench_peers(quick: bool, out: Path) -> dict:
-    peers_python = _peers_python()
-    versions = _peer_versions(sys.executable, ["sklearn", "statsmodels", "glum"])
-    if peers_python:
-        versions.update(_peer_versions(peers_python, ["nemos", "glmax", "jax"]))
-    result = {
-        "agreement": AGREEMENT,
-        "peer_versions": versions,
-        "peers_python": peers_python,
-        "workloads": {},
-    }
-    # the median of 3 runs (of glmjax and of every peer at each thread count): one run on a
-    # virtual machine can be off by 30%
-    reps = 1 if quick else 3
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        for name in tqdm(_QUICK_WORKLOADS if quick else _WORKLOADS, desc="peers", unit="workload"):
-            problem = make_problem(name, quick)
-            big = problem.X.size * (problem.k or 1) > 3_000_000
-            np.savez(tmp / f"{name}.npz", X=problem.X, y=problem.y)
-            entry = {
-                "description": problem.description,
-                "family": problem.family,
-                "glmjax": {},
-                "peers": [],
-                "not_applicable": dict(_NOT_APPLICABLE.get(problem.family, {})),
-            }
-            best = {}
-            for objective in ("penalised", "mle"):
-                penalised = objective == "penalised"
-                if objective == "mle" and name == "digits":
-                    entry["not_applicable"]["statsmodels"] = (
-                        "no maximum-likelihood fit on digits: the classes are linearly separable "
-                        "and 3 pixel columns are all zero (only the ridge problem has a minimum)"
-                    )
-                    continue
-                if objective == "mle" and name == "softmax_20k_256" and not quick:
-                    entry["not_applicable"]["statsmodels"] = (
-                        "MNLogit's Newton on 4,883 parameters is not run (its Hessian loops over "
-                        "k^2 blocks in Python); the target concerns softmax (b) only"
-                    )
-                    continue
-                methods = [] if name in _DENSE_NEWTON_SKIPPED and not quick else ["newton"]
-                if penalised and not quick:
-                    methods += ["lbfgs", "newton-cg"]
-                for method in methods:
-                    fit = time_glmjax(
-                        problem,
-                        method,
-                        penalised=penalised,
-                        max_iter=100 if method == "newton" else 5000,
-                        tol=1e-12,
-                        repeats=reps,
-                    )
-                    fit.pop("history")
-                    coef = fit.pop("coef")
-                    value, _ = _objective_fn(problem, penalised)
-                    fit["objective_value"] = float(value(jnp.asarray(coef)))
-                    entry["glmjax"][f"{method} ({objective})"] = fit
-                    best[objective] = min(best.get(objective, np.inf), fit["objective_value"])
-                if not (big or quick):
-                    try:
-                        timing = time_fit_glm(problem, penalised=penalised, repeats=reps)
-                    except ValueError as e:  # fit_glm's input checks (reported, not fatal)
-                        timing = {"error": str(e)}
-                    entry["glmjax"][f"fit_glm ({objective})"] = timing
-            for peer, solver, objective in _PEERS[problem.family]:
-                if peer in entry["not_applicable"] or objective not in best:
-                    continue
-                if name in _DENSE_NEWTON_SKIPPED and solver == "newton-cholesky" and not quick:
-                    entry["not_applicable"]["sklearn newton-cholesky"] = (
-                        "not run: a dense 5,140 x 5,140 Hessian per iteration, like glmjax newton "
-                        "(see roofline.json for one assembly's cost)"
-                    )
-                    continue
-                python = peers_python if peer in ("nemos", "glmax") else sys.executable
-                if python is None:
-                    entry["not_applicable"][peer] = (
-                        f"not installed (set ${PEERS_PYTHON_ENV} to a Python that has it)"
-                    )
-                    continue
-                if peer in ("nemos", "glmax") and quick:
-                    entry["not_applicable"][peer] = "not run with --quick (compile time)"
-                    continue
-                if name == "softmax_20k_256" and peer == "nemos":
-                    entry["not_applicable"]["nemos"] = "not run: over the time budget"
-                    continue
-                family, _, _, l2 = problem.glm(objective == "penalised")
-                spec = {
-                    "problem": str(tmp / f"{name}.npz"),
-                    "peer": peer,
-                    "solver": solver,
-                    "family": problem.family,
-                    "k": problem.k,
-                    "l2": problem.l2 if objective == "penalised" else 0.0,
-                    "repeats": reps,
-                }
-                runs = {}
-                for threads in (2,) if quick else (1, 2):
-                    if (
-                        threads == 2
-                        and runs.get(1, {}).get("run_seconds", [0])[0] > _ONE_THREAD_SKIP_SECONDS
-                    ):
-                        runs[2] = {"skipped": f"1-thread run over {_ONE_THREAD_SKIP_SECONDS} s"}
-                        continue
-                    runs[threads] = _run_peer({**spec, "threads": threads}, python, tmp)
-                ok = {t: r for t, r in runs.items() if "run_seconds" in r}
-                row = {
-                    "peer": peer,
-                    "solver": solver,
-                    "objective": objective,
-                    "threads": {
-                        t: {k: v for k, v in r.items() if k != "coef"} for t, r in runs.items()
-                    },
-                }
-                if ok:
-                    t_best = min(ok, key=lambda t: float(np.median(ok[t]["run_seconds"])))
-                    r = ok[t_best]
-                    value, _ = _objective_fn(problem, objective == "penalised")
-                    coef = jnp.asarray(np.asarray(r["coef"]).reshape(l2.shape))
-                    f = float(value(coef))
-                    best[objective] = min(best[objective], f)
-                    row.update(
-                        best_threads=t_best,
-                        run_seconds=float(np.median(r["run_seconds"])),
-                        n_iter=r["n_iter"],
-                        objective_value=f,
-                    )
-                else:
-                    row["error"] = next(iter(runs.values())).get("error", "failed")
-                entry["peers"].append(row)
-            _score(entry, best)
-            result["workloads"][name] = entry
-            # written after every workload, so an interrupted run keeps what it measured
-            (out / "peers.partial.json").write_text(json.dumps(result, default=_jsonable))
-    return result
-
-
-def _score(entry: dict, best: dict) -> None:
-    """Suboptimality of every fit against the best objective found, agreement and time ratios
-    (glmjax newton seconds / peer seconds on the same objective)."""
-    entry["best_objective"] = best
-    for label, fit in entry["glmjax"].items():
-        objective = label.split("(")[1].rstrip(")")
-        if "objective_value" in fit:
-            b = best[objective]
-            fit["suboptimality"] = (fit["objective_value"] - b) / max(1, abs(b))
-            fit["agrees"] = bool(fit["suboptimality"] <= AGREEMENT)
-    for row in entry["peers"]:
-        if "objective_value" not in row:
-            continue
-        b = best[row["objective"]]
-        row["suboptimality"] = (row["objective_value"] - b) / max(1, abs(b))
-        row["agrees"] = bool(row["suboptimality"] <= AGREEMENT)
-        newton = entry["glmjax"].get(f"newton ({row['objective']})")
-        if newton is not None:
-            row["ratio_glmjax_newton_over_peer"] = newton["run_seconds"] / row["run_seconds"]
-        fastest = min(
-            (f["run_seconds"], label)
-            for label, f in entry["glmjax"].items()
-            if label.endswith(f"({row['objective']})") and f.get("agrees")
-        )
-        row["ratio_glmjax_fastest_over_peer"] = fastest[0] / row["run_seconds"]
-        row["glmjax_fastest"] = fastest[1]
-
-
-# ----- 3. the roofline ---------------------------------------------------------------------------
-
-
-def _timeit(fn, *args, repeats=3):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    if time.perf_counter() - t0 > 10:  # a long run: one more (compiled) call is enough
-        repeats = 1
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        runs.append(time.perf_counter() - t0)
-    return float(np.median(runs))
-
-
-def bench_roofline(quick: bool, out: Path) -> dict:
-    n, D = (20_000, 128) if quick else (200_000, 256)
-    X = np.random.default_rng(1).standard_normal((n, D))
-    gram = jax.jit(lambda X: X.T @ X)
-    seconds = _timeit(gram, jnp.asarray(X))
-    np_seconds = _timeit(lambda X: X.T @ X, X)
-    peak = 2 * n * D * D / seconds
-    result = {
-        "xtx": {
-            "n": n,
-            "D": D,
-            "flops": 2 * n * D * D,
-            "jax_seconds": seconds,
-            "jax_gflops": peak / 1e9,
-            "numpy_seconds": np_seconds,
-            "numpy_gflops": 2 * n * D * D / np_seconds / 1e9,
-            "note": "flops counted as 2 n D^2 (a general matmul, no symmetry)",
-        },
-        "hessians": {},
-    }
-    for name in tqdm(
-        ["digits", "softmax_100k", "softmax_20k_256", "logistic_1m", "poisson_1m"],
-        desc="roofline",
-        unit="problem",
-    ):
-        problem = make_problem(name, quick)
-        _, obj = _objective_fn(problem, True)
-        coef = jnp.full(obj.coef_shape, 0.01)
-        n_rows, p = obj.X.shape
-        m = obj.family.natural_dim or 1
-        hessian = jax.jit(lambda c, obj=obj: obj.hessian(c))
-        secs = _timeit(hessian, coef)
-        H = hessian(coef)
-        # the Newton step's solve: Cholesky, and the eigh fallback `solve_psd` takes when H is
-        # singular (Categorical(k, minimal=False) with an unpenalised intercept row)
-        solve = {
-            "cholesky_seconds": _timeit(jax.jit(jnp.linalg.cholesky), H, repeats=1),
-            "eigh_seconds": _timeit(jax.jit(jnp.linalg.eigh), H, repeats=1),
-            "solve_psd_seconds": _timeit(jax.jit(lambda H: solve_psd(H, H[0])[0]), H, repeats=1),
-        }
-        flops = 2 * n_rows * p * p * m * m
-        # the assembly contracts only the m (m + 1) / 2 upper entries of each hess a(eta_i)
-        performed = 2 * n_rows * p * p * (m * (m + 1) // 2)
-        result["hessians"][name] = {
-            "n": n_rows,
-            "D": p,
-            "m": m,
-            "flops": flops,
-            "flops_performed": performed,
-            "seconds": secs,
-            "gflops": flops / secs / 1e9,
-            "gflops_performed": performed / secs / 1e9,
-            "fraction_of_xtx": flops / secs / peak,
-            "fraction_of_xtx_performed": performed / secs / peak,
-            "chunk_rows": default_chunk_size(n_rows, obj.family.natural_dim, p),
-            **solve,
-        }
-    result["symmetry_note"] = (
-        "`flops` = 2 n D^2 m^2 (the issue's count: every entry of H from its own products); "
-        "`flops_performed` = 2 n D^2 m (m + 1) / 2: the assembly contracts only the upper "
-        "triangle of each m x m curvature hess a(eta_i) and mirrors it, so for m > 1 symmetry "
-        "nearly halves the work. The D x D symmetry (a syrk) is not used, neither in the "
-        "assembly nor in the X^T X reference (a general matmul, 2 n D^2)"
-    )
-    return result
-
-
-# ----- 4. the MLP against PyTorch ----------------------------------------------------------------
-
-
-def bench_mlp(quick: bool, out: Path) -> dict:
-    from ._mlp import MLP
-    from ._train import train_classifier
-    from .datasets import load_digits
-
-    data = load_digits()
-    epochs = 3 if quick else 20
-    width, batch, lr = 128, 64, 1e-3
-    X, y = data.X_train, data.y_train
-    optimizer = optax.adam(lr)
-    model = MLP(64, 10, width, 1, key=jax.random.key(0))
-    kw = dict(optimizer=optimizer, batch_size=batch, key=jax.random.key(1), progress=False)
-    t0 = time.perf_counter()
-    jax.block_until_ready(train_classifier(model, X, y, epochs=1, **kw)[0])
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    jax.block_until_ready(train_classifier(model, X, y, epochs=epochs, **kw)[0])
-    per_epoch = (time.perf_counter() - t0) / epochs
-    result = {
-        "setup": f"digits n={len(y)}, MLP 64-{width}-10 ReLU, adam({lr}), batch {batch}, "
-        f"float64, {epochs} epochs",
-        "glmjax": {"first_epoch_seconds_with_compile": first, "seconds_per_epoch": per_epoch},
-    }
-    try:
-        import torch
-    except ImportError:
-        result["torch"] = "skipped: PyTorch is not installed (pip install torch==2.13.0, CPU)"
-        return result
-    result["torch_version"] = torch.__version__
-    runs = {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        runs[threads] = _torch_epoch_seconds(torch, X, y, width, batch, lr, epochs)
-    torch.set_num_threads(os.cpu_count() or 1)
-    best = min(runs, key=runs.get)
-    result["torch"] = {
-        "seconds_per_epoch_by_threads": runs,
-        "best_threads": best,
-        "seconds_per_epoch": runs[best],
-    }
-    result["ratio_glmjax_over_torch"] = per_epoch / runs[best]
-    return result
-
-
-def _torch_epoch_seconds(torch, X, y, width, batch, lr, epochs):
-    """The same loop in PyTorch: shuffle, ceil(n/batch) batches, the last one filled at random."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(X.shape[1], width), torch.nn.ReLU(), torch.nn.Linear(width, 10)
-    ).double()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-    n = len(y)
-    n_batches = -(-n // batch)
-    gen = torch.Generator().manual_seed(0)
-
-    def epoch():
-        order = torch.randperm(n, generator=gen)
-        fill = torch.randint(0, n, (n_batches * batch - n,), generator=gen)
-        idx = torch.cat([order, fill]).view(n_batches, batch)
-        for b in idx:
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(Xt[b]), yt[b])
-            loss.backward()
-            opt.step()
-
-    epoch()
-    t0 = time.perf_counter()
-    for _ in range(epochs):
-        epoch()
-    return (time.perf_counter() - t0) / epochs
-
-
-# ----- driver ------------------------------------------------------------------------------------
-
-BENCHMARKS = {
-    "solvers": bench_solvers,
-    "peers": bench_peers,
-    "roofline": bench_roofline,
-    "mlp": bench_mlp,
-}
-# the benchmarks at scale (`glmjax._bench_scale`, out-of-core and Hessian-free Newton, many small
-# fits): run only when named, since the streaming one writes 3.2 GB to disk; they write their own
-# ``scale_<name>.json``
-SCALE_BENCHMARKS = {
-    "streaming": "run_streaming",
-    "newton_cg": "run_newton_cg",
-    "many_poisson": "run_many_poisson",
-}
-
-
 def machine_info() -> dict:
-    from threadpoolctl import threadpool_info
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # an optional peer of the benchmarks (the `bench` extra)
+
+        def threadpool_info():
+            return []
 
     cpu = (
         next(
@@ -795,58 +320,43 @@ def machine_info() -> dict:
     }
 
 
-def run_bench(names: list[str], quick: bool, out: str | None) -> int:
-    """Run the named benchmarks (all when ``names`` is empty); write ``<name>.json`` (and plots)
-    to ``out`` and regenerate ``README_table.md`` there. Returns 0, or 1 when a glmjax method or
-    an applicable peer did not reach the common objective (1e-8)."""
-    unknown = [n for n in names if n not in BENCHMARKS and n not in SCALE_BENCHMARKS]
+def run_bench(names: list[str] | None = None, quick: bool = False, out: str | None = None) -> int:
+    """Run the Newton-vs-first-order benchmark (``names`` may only name ``"solvers"``); write
+    ``solvers.json`` and the convergence PNGs to ``out`` (default ``benchmarks/results``, or
+    ``benchmarks/results/quick`` with ``quick``). Returns 0, or 1 when a second-order method did
+    not reach the target."""
+    unknown = [n for n in names or [] if n != "solvers"]
     if unknown:
         raise ValueError(
-            f"unknown benchmark(s) {unknown}; choose from "
-            f"{list(BENCHMARKS) + list(SCALE_BENCHMARKS)}"
+            f"unknown benchmark(s) {unknown}: `glmjax bench` runs 'solvers'; the comparisons with "
+            "other libraries, the roofline and the runs at scale are in the repository's "
+            "benchmarks/ folder (python -m benchmarks.run)"
         )
     out_dir = Path(out or "benchmarks/results")
     if quick and out is None:
         out_dir = out_dir / "quick"
     out_dir.mkdir(parents=True, exist_ok=True)
-    status = 0
-    for name in names or list(BENCHMARKS):
-        if name in SCALE_BENCHMARKS:
-            from . import _bench_scale
-
-            getattr(_bench_scale, SCALE_BENCHMARKS[name])(quick=quick, out=out_dir)
-            continue
-        t0 = time.perf_counter()
-        result = BENCHMARKS[name](quick, out_dir)
-        info = machine_info()
-        record = {
-            "benchmark": name,
-            "quick": quick,
-            "machine": info,
-            "wall_seconds": time.perf_counter() - t0,
-            **result,
-        }
-        (out_dir / f"{name}.json").write_text(json.dumps(record, indent=1, default=_jsonable))
-        (out_dir / f"{name}.partial.json").unlink(missing_ok=True)
-        status |= not _all_agree(record)
-    from ._bench_table import write_table
-
-    table = write_table(out_dir)
-    print(table)
-    return status
+    t0 = time.perf_counter()
+    result = bench_solvers(quick, out_dir)
+    record = {
+        "benchmark": "solvers",
+        "quick": quick,
+        "machine": machine_info(),
+        "wall_seconds": time.perf_counter() - t0,
+        **result,
+    }
+    (out_dir / "solvers.json").write_text(json.dumps(record, indent=1, default=_jsonable))
+    ok = all(
+        m["final_suboptimality"] <= TARGET_SUBOPTIMALITY
+        for p in result["problems"].values()
+        for name, m in p["methods"].items()
+        if name in ("newton", "irls")
+    )
+    print(f"wrote {out_dir / 'solvers.json'} and the convergence plots beside it")
+    return 0 if ok else 1
 
 
 def _jsonable(x):
     if isinstance(x, np.generic | np.ndarray | jax.Array):
         return np.asarray(x).tolist()
     raise TypeError(type(x).__name__)
-
-
-def _all_agree(record: dict) -> bool:
-    fits = [
-        f
-        for w in record.get("workloads", {}).values()
-        for f in [*w["glmjax"].values(), *w["peers"]]
-        if "agrees" in f
-    ]
-    return all(f["agrees"] for f in fits)

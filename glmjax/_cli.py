@@ -11,7 +11,7 @@ import sys
 def _verify(args: argparse.Namespace) -> int:
     from ._verify import run_verify
 
-    return run_verify()
+    return run_verify(family=args.family)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -32,10 +32,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Exponential families, GLMs and softmax classifiers in JAX, derived by "
         "autodiff.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"glmjax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     verify = sub.add_parser(
-        "verify", help="check every family's derived mean, variance and link against closed forms"
+        "verify",
+        help="check every family from its density and against closed forms, and every link",
+    )
+    verify.add_argument(
+        "--family",
+        default=None,
+        metavar="PKG.MODULE:ATTR",
+        help="check only this family (an ExponentialFamily, or a function returning one) from "
+        "its density alone",
     )
     verify.set_defaults(run=_verify)
 
@@ -46,8 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(run=_demo)
 
-    bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (all, or those named)")
-    bench.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    bench = sub.add_parser(
+        "bench",
+        help="Newton against first-order methods on digits and synthetic data (peers, roofline "
+        "and scale: python -m benchmarks.run in a checkout)",
+    )
+    bench.add_argument("names", nargs="*", help="benchmarks to run: solvers (the default)")
     bench.add_argument("--quick", action="store_true", help="small sizes, for CI")
     bench.add_argument("--out", default=None, help="results folder (default: benchmarks/results)")
     bench.set_defaults(run=_bench)

@@ -20,10 +20,9 @@ import optax
 
 from ._families import Categorical
 from ._fit import add_intercept, fit_glm
-from ._mlp import MLP
 from ._plots import Trace, plot_convergence
-from ._train import accuracy, cross_entropy, train_classifier
 from .datasets import load_digits
+from .nn import MLP, accuracy, cross_entropy, train_classifier
 
 # mean-NLL ridge: the digits are linearly separable, so without it the MLE does not exist
 L2 = 1e-3

@@ -1,4 +1,4 @@
-"""Moments and the canonical link of an exponential family, derived from its log-partition.
+r"""Moments and the canonical link of an exponential family, derived from its log-partition.
 
 For ``p(y; eta) = b(y) exp(<eta, T(y)> - a(eta))`` the log-partition ``a`` is the cumulant
 generating function of ``T(y)``, so
@@ -6,24 +6,59 @@ generating function of ``T(y)``, so
     E[T(y)]   = grad a(eta)        (the mean map)
     Var[T(y)] = hessian a(eta)     (the variance map)
 
-and the canonical link ``g = (grad a)^-1`` is the maximiser of the concave function
-``<eta, mu> - a(eta)`` (the convex conjugate ``a*(mu)``), which this module finds by damped Newton's
-method using only ``grad a`` and ``hessian a``. Nothing here knows a closed form.
+and the canonical link ``g = (grad a)^-1`` is the maximiser of the concave ``<eta, mu> - a(eta)``
+(the convex conjugate ``a*(mu)``). Nothing here knows a closed form.
+
+**Scalar eta: bisection on the bits.** ``grad a`` is increasing, so ``g(mu)`` is the smallest
+``eta`` with ``grad a(eta) >= mu``. Floating-point numbers, read as integers with the sign folded
+in, are in the same order as their values; bisecting that integer range from ``-inf`` to ``+inf``
+finds the smallest such float in exactly 64 steps (32 in float32) with no tolerance and no
+starting point: the root to the last bit of ``eta`` at which the computed ``grad a`` crosses
+``mu``, from ``mu = 1e-290`` to ``1e300`` alike. Where the computed mean map is flat around
+``mu`` (it saturates: Bernoulli ``mu -> 1``) a second bisection finds the end of the run of
+``eta`` that give ``mu`` exactly, and the middle of the run is returned. Outside the natural
+parameter space (where ``a`` is not finite) points above the family's `eta_start` count as
+"beyond the root". The result is
+NaN outside the closed mean space (the support's bounds) and ``-inf``/``+inf`` on its lower/upper
+boundary.
+
+**Vector eta: Newton on the conjugate**, ``min_eta (a(eta) - <eta, mu>) / s`` from `eta_start`
+with the package's one solver loop (`glmjax._iterate.minimise`: Newton with the shared line
+search, which here also lengthens accepted full steps by doubling — far from the solution, where
+``a`` grows like ``e^eta``, Newton's steps have length about 1). ``s``, a power of two
+``>= max(1, |mu|)``, keeps ``<eta, mu>`` from overflowing. An over-parametrised family
+(``a(eta + c 1) = a(eta) + c``) solves with ``hessian + mu mu^T``, which is non-singular and keeps
+each class's relative accuracy (for one-hot-like ``T``, ``<1, mu> = 1``), and returns the
+representative with ``sum(eta) = 0``. NaN when no ``eta`` reproduces ``mu`` (outside the mean
+space).
+
+Both are differentiable: ``jax.lax.custom_root`` supplies ``d eta / d mu = hessian a(eta)^+``,
+also through anything ``log_partition`` closes over.
+
+Accuracy limits (float64; ``glmjax verify`` checks inside them): ``mu`` must be resolved by the
+dtype (where the mean map saturates, Bernoulli ``mu -> 1``, ``eta`` has an absolute error of about
+``eps |d eta / d mu| |mu|``, as for any method starting from the rounded ``mu``); the vector
+solve needs the residual ``grad a(eta) - mu`` above the subnormal range (XLA on CPU flushes
+subnormals to zero).
 """
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, Float
 
+from ._iterate import minimise
+from ._solver import Backtracking, Evaluation, NewtonDescent, Solver
+
 LogPartition = Callable[[Float[Array, "*m"]], Float[Array, ""]]
 
-# the line search lengthens a Newton step at most this much (enough to cross the ~700 unit steps
-# of the slow phase at once; a bounded stretch keeps a vector step, whose coordinates converge at
-# different rates, from running far past the solution in a coordinate that has already arrived)
-_MAX_STRETCH = 1024.0
+_CONJUGATE_SOLVER = Solver(
+    NewtonDescent(), Backtracking(full_step_at_rounding=True, extrapolate=True)
+)
+_CONJUGATE_MAX_ITER = 500
 
 
 def mean_map(log_partition: LogPartition) -> Callable:
@@ -36,156 +71,151 @@ def variance_map(log_partition: LogPartition) -> Callable:
     return jax.hessian(log_partition)
 
 
-def _null_projector(hessian: Float[Array, "m m"]) -> Float[Array, "m m"]:
-    """Orthogonal projector onto the null space of a (positive semi-definite) hessian of ``a``.
-
-    For an exponential family the null space of ``hessian a(eta) = Cov[T(y)]`` is the set of
-    directions ``v`` with ``<v, T(y)>`` constant on the support, which does not depend on ``eta``:
-    computing it once at a well-conditioned point (``eta_start``) gives it everywhere.
-    """
-    w, v = jnp.linalg.eigh(hessian)
-    null = w <= jnp.sqrt(jnp.finfo(w.dtype).eps) * w[-1]
-    return (v * null) @ v.T
+# ----- scalar: bisection over the ordered bits ---------------------------------------------------
 
 
-def _solver(mu: Float[Array, "*m"], null_projector: Float[Array, "m m"] | None) -> Callable:
-    """``(hessian, rhs) -> delta`` with ``hessian @ delta = rhs``; for an over-parametrised family
-    the solution orthogonal to the null space (``hessian^+ rhs``).
-
-    The singular case solves ``(hessian + mu mu^T) delta = rhs`` and projects out the null space.
-    For a null direction ``v`` (``<v, T(y)> = c``) and a consistent ``mu`` (``<v, mu> = c``, with
-    ``c != 0``, e.g. one-hot ``T``: ``c = 1``) the matrix is non-singular and multiplying by ``v``
-    shows ``<mu, delta> = 0``, so ``hessian @ delta = rhs``. For the softmax ``hessian + mu mu^T``
-    is about ``diag(p)``, so every class keeps its relative accuracy; a pseudo-inverse (or
-    ``hessian + P``) instead spreads the rounding of the largest probability over all classes
-    (and ``pinv`` cuts off the genuine eigenvalues of classes with probability < ~1e-14).
-    """
-
-    def solve(hessian, rhs):
-        if rhs.ndim == 0:
-            return rhs / hessian
-        if null_projector is None:
-            return jnp.linalg.solve(hessian, rhs)
-        delta = jnp.linalg.solve(hessian + jnp.outer(mu, mu), rhs)
-        return delta - null_projector @ delta
-
-    return solve
+def _int_type(dtype):
+    return {2: jnp.int16, 4: jnp.int32, 8: jnp.int64}[jnp.dtype(dtype).itemsize]
 
 
-def conjugate_link(
-    log_partition: LogPartition,
-    mu: Float[Array, "*m"],
-    eta_start: Float[Array, "*m"],
-    *,
-    singular: bool = False,
-    max_iter: int = 500,
-) -> Float[Array, "*m"]:
-    """The natural parameter whose mean is ``mu``: ``argmax_eta <eta, mu> - a(eta)``.
+def _to_key(x: Array) -> Array:
+    """An integer with the order of the float ``x`` (negative floats' magnitudes folded)."""
+    bits = lax.bitcast_convert_type(x, _int_type(x.dtype))
+    return jnp.where(bits >= 0, bits, -(bits & jnp.iinfo(bits.dtype).max))
 
-    Damped Newton on the convex function ``f(eta) = (a(eta) - <eta, mu>) / s`` from ``eta_start`` (a
-    point in the interior of the natural parameter space). The line search halves the step until
-    ``f`` is finite (so the iterates stay in the domain of ``a``) and not larger (up to the
-    rounding of its two terms ``a`` and ``<eta, mu>``);
-    when the full step is accepted it keeps doubling it (at most 1024-fold) while the Newton step
-    at the doubled point still points along it and ``f`` has not increased (for scalar ``eta``:
-    the minimum on that line lies further): far from the solution Newton's step can be much too
-    short (where ``a`` grows like ``e^eta``, the step from ``eta = 0`` towards Poisson
-    ``mu = 1e-290`` is about -1: 700 iterations without doubling, 10 with). ``s``, a power of two
-    >= max(1, |mu|), keeps ``<eta, mu>`` from overflowing for huge ``mu`` (Poisson
-    ``mu = 1e300``). Stops when a Newton step no longer
-    changes ``eta`` in floating point, or after ``max_iter`` steps.
 
-    ``singular=True`` (an over-parametrised family) steps orthogonally to the hessian's null space:
-    the minimum-norm solution (see `_solver`).
+def _from_key(k: Array, dtype) -> Array:
+    sign = jnp.asarray(jnp.iinfo(k.dtype).min, k.dtype)
+    return lax.bitcast_convert_type(jnp.where(k >= 0, k, (-k) | sign), dtype)
 
-    Accuracy limits (float64; ``glmjax verify`` checks inside them):
-    - ``mu`` must be resolved by the dtype: where the mean map saturates (Bernoulli ``mu -> 1``,
-      the reference-class probability ``1 - sum(mu) -> 0`` of a minimal Categorical) the
-      residual ``grad a(eta) - mu`` is rounding noise, so ``eta`` has an absolute error of about
-      ``eps * |d eta / d mu| * |mu|`` (``eps / (1 - mu)`` for Bernoulli), as for any method that
-      starts from the rounded ``mu``;
-    - the residual must not be subnormal: XLA on CPU flushes subnormals to zero, which stops the
-      iteration early when ``|grad a(eta) - mu| < 2.2e-308``, i.e. for ``mu`` below ~1e-290
-      (Poisson ``mu = 1e-304`` comes back with an absolute error ~1e-5 in eta);
-    - the hessian (the variance) and ``a`` must be finite and non-zero at the solution: Gamma and
-      Exponential for ``1e-150 < mu < 1e150`` (their hessian ``mu^2`` overflows beyond),
-      Gaussian for ``|mu| < 1e154`` (``eta^2 / 2`` overflows beyond);
-    - over-parametrised (``singular=True``, ``Categorical(k, minimal=False)``): measured accurate
-      (relative 1e-14) for class probabilities down to ~1e-20; with several classes below ~1e-30
-      next to a dominant one the iteration can stall or diverge (a known gap: a reference-class
-      reparametrisation pivoted on the largest ``mu`` would fix it). The minimal Categorical is
-      accurate down to 1e-280 while its reference class is resolved.
 
-    Differentiable: ``jax.lax.custom_root`` supplies the implicit-function derivative
-    ``d eta / d mu = (hessian a(eta))^+``, also through anything ``log_partition`` closes over.
-    """
-    mu = jnp.asarray(mu)
-    eps = jnp.finfo(mu.dtype).eps
-    tiny = jnp.finfo(mu.dtype).tiny
-    grad_a = jax.grad(log_partition)
-    hess_a = jax.hessian(log_partition)
-    eta_start = jnp.broadcast_to(jnp.asarray(eta_start, mu.dtype), mu.shape)
-    solve = _solver(mu, _null_projector(hess_a(eta_start)) if singular and mu.ndim else None)
+def bisect(predicate: Callable[[Array], Array], dtype) -> tuple[Array, Array]:
+    """For a monotone ``predicate`` (false below some point, true above it) over the floats of
+    ``dtype``: the largest float where it is false and the smallest where it is true (``-inf`` and
+    ``+inf`` are assumed false and true). Exactly ``8 * itemsize`` evaluations."""
+    lo = _to_key(jnp.asarray(-jnp.inf, dtype))
+    hi = _to_key(jnp.asarray(jnp.inf, dtype))
+
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflow
+        above = predicate(_from_key(mid, dtype))
+        return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
+
+    lo, hi = lax.fori_loop(0, 8 * jnp.dtype(dtype).itemsize, body, (lo, hi))
+    return _from_key(lo, dtype), _from_key(hi, dtype)
+
+
+def _scalar_link(family, mu: Float[Array, ""]) -> Float[Array, ""]:
+    a = family.log_partition
+    grad_a = jax.grad(a)
+    start = jnp.asarray(family.eta_start, mu.dtype)
+
+    def residual(eta):
+        return jnp.where(jnp.isfinite(a(eta)), grad_a(eta) - mu, jnp.nan)
+
+    def solve(f, eta0):
+        # compares grad a with mu instead of testing f >= 0: their difference can be subnormal,
+        # which XLA on CPU flushes to zero
+        def beyond(eta, strictly):
+            inside = jnp.isfinite(a(eta)) & jnp.isfinite(grad_a(eta))
+            above = jnp.where(strictly, grad_a(eta) > mu, grad_a(eta) >= mu)
+            return jnp.where(inside, above, eta > eta0)
+
+        lo, first = bisect(lambda eta: beyond(eta, False), mu.dtype)
+        _, past = bisect(lambda eta: beyond(eta, True), mu.dtype)
+        # where the computed mean map is flat (saturating, Bernoulli mu -> 1) every eta in
+        # [first, past) gives mu exactly: the middle of that run is the best estimate
+        plateau = (past > first) & jnp.isfinite(past) & jnp.isfinite(first)
+        middle = first + 0.5 * (past - first)
+        r_lo, r_first = jnp.abs(f(lo)), jnp.abs(f(first))
+        crossing = jnp.where(jnp.isfinite(r_lo) & ~(r_lo >= r_first), lo, first)
+        return jnp.where(plateau, middle, crossing)
+
+    def tangent_solve(linear, y):
+        return y / jax.grad(linear)(y)
+
+    eta = lax.custom_root(residual, start, solve, tangent_solve)
+    # XLA on CPU flushes subnormals: a root in that range is zero
+    eta = jnp.where(jnp.abs(eta) < jnp.finfo(mu.dtype).tiny, 0.0, eta)
+    support = family.support
+    return jnp.select(
+        [
+            jnp.isnan(mu) | (mu < support.lower) | (mu > support.upper),
+            mu == support.lower,
+            mu == support.upper,
+        ],  # fmt: skip
+        [jnp.nan, -jnp.inf, jnp.inf],
+        eta,
+    )
+
+
+# ----- vector: Newton on the conjugate, in the solver loop ---------------------------------------
+
+
+class _Conjugate(eqx.Module):
+    """``(a(eta) - <eta, mu>) / s`` as an objective of ``coef = eta[None]`` for the solver loop."""
+
+    family: object
+    mu: Float[Array, " m"]
+    scale: Float[Array, ""]
+
+    def evaluate(self, coef, needs):
+        eta = coef[0]
+        a = self.family.log_partition(eta)
+        inner = eta * self.mu
+        grad = (jax.grad(self.family.log_partition)(eta) - self.mu) / self.scale
+        hess = jax.hessian(self.family.log_partition)(eta) / self.scale if needs.hessian else None
+        return Evaluation(
+            f=(a - jnp.sum(inner)) / self.scale,
+            f_scale=(jnp.abs(a) + jnp.sum(jnp.abs(inner))) / self.scale,
+            grad=grad[None],
+            hessian=hess,
+        )
+
+    def fill_null_space(self, H):
+        if self.family.identifiable:
+            return H
+        return H + jnp.outer(self.mu, self.mu) / self.scale
+
+
+def _sum_zero(eta):
+    return eta - jnp.mean(eta)
+
+
+def _vector_link(family, mu: Float[Array, " m"]) -> Float[Array, " m"]:
+    grad_a = jax.grad(family.log_partition)
+    start = jnp.full(mu.shape, family.eta_start, mu.dtype)
     scale = jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(1.0, jnp.max(jnp.abs(mu))))))
-    mu_scaled = mu / scale
 
     def residual(eta):
         return grad_a(eta) - mu
 
-    def objective(eta):
-        return log_partition(eta) / scale - jnp.vdot(eta, mu_scaled)
+    def solve(f, eta0):
+        problem = _Conjugate(family, mu, scale)
+        solution = minimise(
+            problem, _CONJUGATE_SOLVER, eta0[None], max_iter=_CONJUGATE_MAX_ITER, tol=0.0,
+            scale=jnp.ones((1,) + mu.shape, mu.dtype),
+        )  # fmt: skip
+        eta = solution.coef[0]
+        return eta if family.identifiable else _sum_zero(eta)
 
-    def rounding(eta):
-        # f is a difference of two large terms near the solution (a and <eta, mu>), so it is
-        # only known to a few ulps of those terms, not of f itself
-        return (
-            16
-            * eps
-            * (jnp.abs(log_partition(eta) / scale) + jnp.vdot(jnp.abs(eta), jnp.abs(mu_scaled)))
-        )
+    def tangent_solve(linear, y):
+        jac = jax.jacobian(linear)(y)
+        if family.identifiable:
+            return jnp.linalg.solve(jac, y)
+        return _sum_zero(jnp.linalg.solve(jac + jnp.outer(mu, mu), y))
 
-    def line_search(eta, step):
-        f0 = objective(eta)
-        tol = rounding(eta)
+    eta = lax.custom_root(residual, start, solve, tangent_solve)
+    eps = jnp.finfo(mu.dtype).eps
+    off = jnp.max(jnp.abs(lax.stop_gradient(residual(eta))))
+    reproduced = off <= jnp.sqrt(eps) * (1 + jnp.max(jnp.abs(mu)))
+    return jnp.where(reproduced, eta, jnp.nan)
 
-        def rejected(t):
-            f = objective(eta + t * step)
-            return ~(jnp.isfinite(f) & (f <= f0 + tol)) & (t > tiny)
 
-        t = lax.while_loop(rejected, lambda t: 0.5 * t, jnp.ones((), mu.dtype))
-
-        def longer(t):
-            # Double while the Newton step at the doubled point still points along ``step``
-            # (for scalar eta: the slope of f there is negative, so the minimum on the line lies
-            # further and doubling never overshoots it) and f has not increased. The Newton step
-            # is scale-free: the raw slope <residual, step> would be swamped by rounding in the
-            # converged coordinates while a class of probability 1e-280 still has far to go.
-            # Both must be finite, which keeps eta where a and its curvature are representable.
-            t_eta, longer_eta = eta + t * step, eta + 2 * t * step
-            f_t, f_longer = objective(t_eta), objective(longer_eta)
-            agree = -jnp.vdot(solve(hess_a(longer_eta), residual(longer_eta)), step)
-            decreased = jnp.isfinite(f_longer) & (f_longer <= f_t + rounding(t_eta))
-            return (t >= 1) & (t < _MAX_STRETCH) & decreased & jnp.isfinite(agree) & (agree > 0)
-
-        return lax.while_loop(longer, lambda t: 2 * t, t)
-
-    def newton(residual_fn, eta0):
-        def body(state):
-            i, eta, _ = state
-            step = -solve(hess_a(eta), residual_fn(eta))
-            new = eta + line_search(eta, step) * step
-            moved = jnp.any(jnp.abs(new - eta) > 2 * eps * jnp.abs(eta))
-            return i + 1, new, ~moved
-
-        def cond(state):
-            i, _, done = state
-            return (i < max_iter) & ~done
-
-        init = (jnp.zeros((), jnp.int32), eta0, jnp.zeros((), bool))
-        return lax.while_loop(cond, body, init)[1]
-
-    def tangent_solve(linear_fn, rhs):
-        jac = jax.jacobian(linear_fn)(rhs) if rhs.ndim else jax.grad(linear_fn)(rhs)
-        return solve(jac, rhs)
-
-    return lax.custom_root(residual, eta_start, newton, tangent_solve)
+def canonical_link(family, mu: Array) -> Array:
+    """``(grad a)^-1 (mu)`` for each ``mu`` (leading axes broadcast), derived from ``a`` alone
+    (module docstring)."""
+    if family.natural_dim is None:
+        return jnp.vectorize(lambda m: _scalar_link(family, m))(mu)
+    return jnp.vectorize(lambda m: _vector_link(family, m), signature="(m)->(m)")(mu)

@@ -1,23 +1,32 @@
-"""`fit_glm`, the entry point: validate, run one jit-compiled solver loop, build the result."""
+"""`fit_glm`, the entry point: validate, start, run the one solver loop, infer.
+
+Three compiled pieces, each reused by later fits with the same shapes and options: the start's
+``eta0 = g(mean T(y))`` (per family and link), the solver loop, and the inference.
+"""
 
 import warnings
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._family import ExponentialFamily
-from ._objective import GLMObjective
-from ._result import GLMResult, make_result
+from . import links
+from ._exponential_family import ExponentialFamily
+from ._inference import fisher_hessian, fit_sums, infer, log_base_at
+from ._iterate import minimise
+from ._misc import check_choice, check_int, check_positive, is_concrete
+from ._objective import GLMObjective, RowLikelihood, Rows
+from ._result import GLMResult
 from ._sharding import row_blocks
-from ._solvers import ResultCode, Solution, make_solver, mean_statistic, minimise
+from ._solution import ConvergenceWarning, ResultCode
+from ._solver import Newton, Solution, make_solver
+from ._start import mean_statistic, start_coef
 from ._validation import validate_glm_inputs
 
-
-class ConvergenceWarning(RuntimeWarning):
-    """A fit stopped without a clean optimum: max_iter reached, separation, singular Hessian, ..."""
+_NULL_SOLVER = Newton()
+# a deviance below this fraction of the null deviance is rounding: the fit is exact
+_EXACT = 1e-12
 
 
 def add_intercept(X: ArrayLike) -> Float[Array, "n p+1"]:
@@ -31,23 +40,142 @@ def add_intercept(X: ArrayLike) -> Float[Array, "n p+1"]:
 
 
 @eqx.filter_jit
-def _solve(family, X, y, weights, offset, l2, solver, max_iter, tol, eta0, blocks=1) -> Solution:
-    # family, solver, max_iter and blocks are static (hashed) here: a second fit with the same
-    # shapes, family and method reuses the compiled loop
-    objective = GLMObjective.from_data(family, X, y, weights, offset, l2, row_blocks=blocks)
-    return minimise(objective, solver, max_iter=max_iter, tol=tol, eta0=eta0)
-
-
-@eqx.filter_jit
 def _mean_statistic(family, X, y, weights):
-    return mean_statistic(GLMObjective.from_data(family, X, y, weights, 0.0, 0.0))
+    return mean_statistic(GLMObjective.from_data(
+        RowLikelihood(family, links.Identity(), True), X, y, weights, 0.0, 0.0
+    ))  # fmt: skip
 
 
 @eqx.filter_jit
-def _link(family, mean):
+def _start_eta(model: RowLikelihood, mean):
     # compiled apart from the solver loop: its shape depends on the family alone, so one compile
-    # of the link's Newton loop serves every data shape and method
-    return family.link(mean)
+    # serves every data shape and method (a derived canonical link is an iteration)
+    return model.family.link(mean) if model.canonical else model.link(mean)
+
+
+@eqx.filter_jit
+def _solve(model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks, chunk_size):
+    # model's static parts, solver, max_iter, blocks and chunk_size are static (hashed) here: a
+    # second fit with the same shapes and options reuses the compiled loop
+    objective = GLMObjective.from_data(
+        model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
+    )
+    coef0 = start_coef(objective, eta0) if start is None else start
+    scale = objective.column_scale()
+    solution = minimise(objective, solver, coef0, max_iter=max_iter, tol=tol, scale=scale)
+    result = jnp.where(objective.data_valid(), solution.result, ResultCode.invalid_data)
+    return eqx.tree_at(lambda s: s.result, solution, result.astype(jnp.int32)), scale
+
+
+def null_coefficient(objective: GLMObjective, eta0, *, refit: bool, tol):
+    """The null model's ``eta - offset``: with an intercept column, ``g(mean T)`` or (``refit``,
+    for an offset) the intercept-only fit; without one, 0 (``eta = offset``)."""
+    X = objective.X
+    has_intercept = jnp.any(jnp.all(X == X[:1], axis=0) & (X[0] != 0))
+    if refit:
+        ones = jnp.ones((X.shape[0], 1), X.dtype)
+        null = eqx.tree_at(lambda o: (o.X, o.l2), objective, (ones, jnp.zeros((), X.dtype)))
+        c0 = start_coef(null, eta0)
+        c = minimise(null, _NULL_SOLVER, c0, max_iter=100, tol=tol, scale=jnp.ones_like(c0))
+        c = c.coef[0]
+    else:
+        c = jnp.asarray(eta0, X.dtype)
+    return jnp.where(has_intercept, c, 0.0), has_intercept
+
+
+@eqx.filter_jit
+def _infer(model, X, y, w, offset, l2, solution, scale, eta0, tol, options) -> GLMResult:
+    refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size = options
+    objective = GLMObjective.from_data(
+        model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
+    )
+    family, coef, n = model.family, solution.coef, X.shape[0]
+    null_coef, has_intercept = null_coefficient(objective, eta0, refit=refit_null, tol=tol)
+    fisher = None if reuse or not covariance else information
+    sums = objective.chunked_sum(
+        lambda rows: fit_sums(model, coef, null_coef, rows, information=fisher)
+    )
+    if reuse:
+        hessian = solution.evaluation.hessian
+    elif covariance:
+        hessian = fisher_hessian(sums, family, objective.l2, coef.shape, n)
+    else:
+        hessian = None
+    all_rows = Rows(X, objective.y, objective.t, objective.weights, objective.offset)
+    inference = infer(
+        family,
+        coef,
+        solution.evaluation.grad,
+        sums,
+        lambda phi: log_base_at(family, phi, all_rows),
+        hessian=hessian,
+        n_rows=n,
+        has_intercept=has_intercept,
+        l2=objective.l2,
+        result=solution.result,
+        covariance_=covariance,
+        check_optimum=check_optimum,
+        scale_columns=scale,
+    )
+    return assemble(model, solution, inference, information)
+
+
+def assemble(model, solution: Solution, inference: tuple[dict, Array], information) -> GLMResult:
+    """The `GLMResult` of a solution and its inference (`glmjax._inference.infer`), whose result
+    code replaces the solver's."""
+    fields, result = inference
+    converged = (result == ResultCode.successful) | (result == ResultCode.singular_hessian)
+    solution = eqx.tree_at(lambda s: (s.result, s.converged), solution, (result, converged))
+    return GLMResult(
+        family=model.family, link=model.link, solution=solution, information=information, **fields
+    )
+
+
+def warn_outcome(fit: GLMResult, what: str, stacklevel: int = 3) -> None:
+    """A `ConvergenceWarning` for a concrete fit that did not end cleanly, or whose dispersion
+    cannot be estimated (no residual degrees of freedom, or an exact fit)."""
+    if not is_concrete(fit.result):
+        return
+    code = ResultCode(int(fit.result))
+    if code != ResultCode.successful:
+        warnings.warn(
+            f"{what} stopped after {int(fit.n_iter)} iterations: {code.message}",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    elif fit.estimated_dispersion and float(fit.df_resid) <= 0:
+        warnings.warn(
+            f"{what}: df_resid = {float(fit.df_resid):g}, no residual degrees of freedom to "
+            "estimate the dispersion: scale, stderr, t values and p-values are NaN",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    elif fit.estimated_dispersion and float(fit.deviance) <= _EXACT * float(fit.null_deviance):
+        warnings.warn(
+            f"{what}: the fit is exact up to rounding (deviance {float(fit.deviance):.3g}, null "
+            f"deviance {float(fit.null_deviance):.3g}): the dispersion estimate, the standard "
+            "errors and p-values are 0 or rounding noise and the log-likelihood is as large as "
+            "rounding lets it be (R reports the same)",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def check_fit_options(*, max_iter, tol, information, covariance) -> None:
+    """``ValueError`` for a bad option shared by `fit_glm` and `fit_glm_streaming`."""
+    check_int(max_iter, "max_iter", minimum=0)
+    check_positive(tol, "tol")
+    check_choice(information, "information", ("expected", "observed"))
+    if not isinstance(covariance, bool):
+        raise ValueError(f"`covariance` must be True or False, got {covariance!r}")
+
+
+def reuses_hessian(solver, canonical: bool, information: str) -> bool:
+    """Whether the solver's last evaluation holds the Hessian the inference wants."""
+    kind = solver.needs().hessian
+    if kind is None:
+        return False
+    return canonical or kind == information or (kind == "full" and information == "observed")
 
 
 def fit_glm(
@@ -55,91 +183,95 @@ def fit_glm(
     y: ArrayLike,
     family: ExponentialFamily,
     *,
+    link=None,
     method="newton",
     weights: ArrayLike | None = None,
     offset: ArrayLike | None = None,
     l2: ArrayLike = 0.0,
     max_iter: int = 100,
     tol: float = 1e-8,
+    information: str = "expected",
+    start: ArrayLike | None = None,
     hessian: str = "structured",
     chunk_size: int | None = None,
     covariance: bool = True,
 ) -> GLMResult:
-    r"""Fit a generalised linear model with the family's canonical link by maximum likelihood.
+    r"""Fit a generalised linear model by maximum likelihood (penalised by ``l2``).
 
-    Minimises ``(1/n) sum_i w_i [a(eta_i) - <eta_i, T(y_i)>] + (1/2) sum l2 coef^2`` with
-    ``eta = X @ coef + offset`` (see `glmjax._objective`), in one jit-compiled ``lax.while_loop``.
+    Minimises ``(1/n) sum_i w_i [a(theta_i) - <theta_i, T(y_i)>] + (1/2) sum l2 coef^2`` with
+    ``theta_i`` the natural parameter of the mean ``g^-1(eta_i)``, ``eta = X @ coef + offset``
+    (`glmjax._objective`), in one jit-compiled ``lax.while_loop``.
 
     **Arguments:**
 
     - `X`: design matrix `(n, p)`, used as given (`add_intercept` prepends ones).
     - `y`: responses `(n,)`: labels ``0..k-1`` for `Categorical(k)`, proportions for `Binomial`.
     - `family`: an `ExponentialFamily`; `coef` is `(p,)`, or `(p, m)` for a vector family.
-    - `method`: `"newton"` (exact Newton, line search), `"newton-cg"` (Hessian-free: truncated
-      conjugate gradients on Hessian-vector products), `"irls"`, `"gd"`, `"lbfgs"`
-      (`optax.lbfgs`), or any `optax.GradientTransformation` (reuse the same object across fits: a
-      new one compiles anew).
+    - `link`: ``None`` (the family's canonical link), a name (``"identity"``, ``"log"``,
+      ``"logit"``, ``"probit"``, ``"cauchit"``, ``"cloglog"``, ``"loglog"``, ``"inverse"``,
+      ``"inverse_squared"``, ``"sqrt"``), `glmjax.links.Power(p)` or any `glmjax.Link`.
+    - `method`: ``"newton"`` (observed information), ``"irls"`` (Fisher scoring), ``"newton-cg"``
+      (Hessian-free), ``"gd"``, ``"lbfgs"``, a `glmjax.solvers.Solver`, or any
+      ``optax.GradientTransformation`` (reuse the same object: a new one compiles anew).
     - `weights`: prior weights `(n,)` (R's `weights`, statsmodels' `var_weights`); default ones.
     - `offset`: added to the linear predictor, `(n,)` (or `(n, m)`); default zeros.
     - `l2`: ridge penalty, a scalar or an array broadcastable to `coef` (0 for unpenalised rows).
-    - `max_iter`: iteration limit; `history` has `max_iter + 1` entries.
-    - `tol`: converged when ``max|grad| <= tol * max(1, |objective|)`` (and, for Newton/IRLS, the
-      last step was small). Rounding limits what is reachable (about ``1e-5`` in float32): a fit
-      whose steps no longer decrease the objective also counts as converged when
-      ``max|grad| <= max(tol, sqrt(eps)) * max(1, |objective|)``.
-    - `hessian`: `"structured"` (chunked GLM form, default) or `"full"` (``jax.hessian`` of the
-      objective); Newton only.
-    - `chunk_size`: rows per chunk (per device when ``X`` is sharded) of the structured Hessian
-      (default: ``max(256, 2^18 / p)`` for a scalar family, a ~2 MiB temporary; ``max(256, n /
-      m^2)`` for a vector one, so the temporary is no larger than ``X``).
-    - `covariance`: compute `cov` and with it `stderr`, `zvalues`, `pvalues` (else they are
-      ``None``). The ``(q, q)`` matrix (``q = coef.size``) and its eigendecomposition cost ``8 q^2``
-      bytes and ``O(q^3)`` time — 3.2 GB at ``q = 20,000``: pass False for fits with many
-      parameters (``method="newton-cg"``, which never forms the Hessian).
+    - `max_iter`: most accepted steps; `history` has `max_iter + 1` entries.
+    - `tol`: converged when ``max_j |grad_j| / s_j <= tol * max(1, |objective|)`` (``s_j`` the
+      root mean square of column ``j``: the rule is invariant to rescaling columns) and, for
+      Newton-type methods, the last step was small. Rounding limits what is reachable (about
+      ``1e-5`` in float32): a fit whose steps no longer change the objective also counts as
+      converged when that holds with ``max(tol, sqrt(eps))``.
+    - `information`: the information behind `cov`, `stderr` and p-values: ``"expected"`` (R's
+      ``summary.glm``) or ``"observed"``; they coincide for the canonical link.
+    - `start`: initial coefficients (default: the intercept-only model's linear predictor fitted
+      by least squares, else zero).
+    - `hessian`: Newton's ``"structured"`` (chunked GLM form) or ``"full"`` (``jax.hessian`` of
+      the objective, the reference).
+    - `chunk_size`: rows per chunk of the sums over rows (per device when ``X`` is sharded;
+      default: ``max(256, 2^18 / p)`` for a scalar family, ``max(256, n / m^2)`` for a vector
+      one).
+    - `covariance`: compute `cov` and with it `stderr`, `zvalues`, `pvalues` (else ``None``):
+      a ``(q, q)`` matrix, ``q = coef.size``; pass False for fits with many parameters
+      (``method="newton-cg"`` never forms the Hessian).
 
-    **Returns:** a `GLMResult`. When the inputs are concrete, a `ConvergenceWarning` says why a
-    fit did not end with `ResultCode.successful` (``max_iter`` reached, separation, singular
-    Hessian, ...).
-
-    Under ``jax.vmap``/``jax.jit`` of `fit_glm` itself (traced inputs), input validation and the
-    warning are skipped; check `result` / `converged` instead.
+    **Returns:** a `GLMResult`. When the inputs are concrete a `ConvergenceWarning` says why a
+    fit did not end with `ResultCode.successful`. Under ``jax.vmap``/``jax.jit`` of `fit_glm`
+    itself (traced inputs) value checks and warnings are skipped; check `result` instead.
 
     ```python
     import glmjax as gj, numpy as np
     X = gj.add_intercept(np.array([[0.0], [1.0], [2.0], [3.0]]))
     fit = gj.fit_glm(X, np.array([1, 0, 3, 4]), gj.Poisson())
+    probit = gj.fit_glm(X, np.array([0, 1, 0, 1]), gj.Bernoulli(), link="probit")
     ```
     """
-    solver = make_solver(method, hessian=hessian, chunk_size=chunk_size)
-    if not isinstance(covariance, bool):
-        raise ValueError(f"`covariance` must be True or False, got {covariance!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int | np.integer) or max_iter < 0:
-        raise ValueError(f"`max_iter` must be a non-negative integer, got {max_iter!r}")
-    if not isinstance(tol, jax.core.Tracer) and not np.all(np.asarray(tol) > 0):
-        raise ValueError(f"`tol` must be positive, got {tol!r}")
-    X, y, weights, offset, l2 = validate_glm_inputs(
-        X, y, family, weights=weights, offset=offset, l2=l2
+    solver = make_solver(method, hessian=hessian)
+    check_choice(hessian, "hessian", ("structured", "full"))
+    link, canonical = links.get(link, family)
+    check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance)
+    check_int(chunk_size, "chunk_size", minimum=1, optional=True)
+    X, y, weights, offset, l2, start = validate_glm_inputs(
+        X, y, family, weights=weights, offset=offset, l2=l2, start=start
     )
-    solution = _solve(
-        family,
-        X,
-        y,
-        weights,
-        offset,
-        l2,
-        solver,
-        int(max_iter),
-        jnp.asarray(tol, jnp.result_type(X)),
-        _link(family, _mean_statistic(family, X, y, weights)),
-        row_blocks(X),
+    model = RowLikelihood(family, link, canonical)
+    eta0 = _start_eta(model, _mean_statistic(family, X, y, weights))
+    tol = jnp.asarray(tol, X.dtype)
+    blocks = row_blocks(X)
+    solution, scale = _solve(
+        model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
+        chunk_size,
+    )  # fmt: skip
+    refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
+    options = (
+        refit_null,
+        information,
+        covariance,
+        reuses_hessian(solver, canonical, information),
+        not solver.second_order,
+        blocks,
+        chunk_size,
     )
-    if not isinstance(solution.result, jax.core.Tracer):
-        code = ResultCode(int(solution.result))
-        if code != ResultCode.successful:
-            warnings.warn(
-                f"fit_glm ({type(family).__name__}, method={method!r}) stopped after "
-                f"{int(solution.n_iter)} iterations: {code.message}",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-    return make_result(family, X, y, weights, offset, l2, solution, covariance=covariance)
+    fit = _infer(model, X, y, weights, offset, l2, solution, scale, eta0, tol, options)
+    warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
+    return fit

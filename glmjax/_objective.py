@@ -1,55 +1,57 @@
-r"""The GLM objective, written once from the family's log-partition, and its derivatives.
+r"""The GLM objective for any family and link, written once from per-row quantities.
 
-With linear predictor ``eta_i = x_i^T coef + offset_i`` (``coef`` of shape ``(p,)`` for a scalar
-family, ``(p, m)`` with ``m = family.natural_dim`` for a vector one, so ``eta_i`` has ``m``
-entries), prior weights ``w_i`` and ridge ``l2``, the objective minimised by every solver is
+**One row.** With linear predictor ``eta_i = x_i^T coef + offset_i`` and link ``g``, the row's
+mean is ``mu_i = g^-1(eta_i)`` and its natural parameter ``theta_i = (grad a)^-1(mu_i)``
+(`ExponentialFamily.link`); for the canonical link ``theta_i = eta_i``. Its negative
+log-likelihood, up to ``log b(y)`` and the factor ``1/phi``, is
 
-$$
-f(\mathrm{coef}) = \frac{1}{n} \sum_{i=1}^n w_i \big[a(\eta_i) - \langle \eta_i, T(y_i) \rangle\big]
-    + \tfrac12 \sum_{jr} l2_{jr}\, \mathrm{coef}_{jr}^2 ,
-$$
+$$ \ell(\eta_i; t_i) = a(\theta_i) - \langle \theta_i, t_i \rangle , \qquad t_i = T(y_i) . $$
 
-the mean (over all ``n`` rows, zero-weight rows included) negative log-likelihood up to the
-constants left out: the dispersion ``phi`` (a positive factor ``1/phi`` on the likelihood part) and
-``log b(y)``. Neither changes the minimiser without ridge; with ridge, ``l2`` is measured against
-this scaled objective.
+`RowLikelihood` gives ``ell``, its *score* ``d ell / d eta`` and its *curvature* by autodiff:
+the observed ``d^2 ell / d eta^2`` or the expected one, ``E_y[d^2 ell / d eta^2]``, which is the
+same second derivative with ``t`` held at ``mu(eta)`` (``ell`` is affine in ``t``; it equals
+``mu'(eta)^2 / Var(mu)``, Fisher scoring's weight). For the canonical link score and curvature
+are ``grad a(eta) - t`` and ``hessian a(eta)`` in both informations.
 
-Its derivatives, for a canonical link (every family here), are
+**All rows.** With prior weights ``w_i`` and ridge ``l2`` the objective minimised by every
+solver is the mean over the ``n`` rows (zero-weight rows included)
 
-$$
-\nabla f = \tfrac1n X^T [w \odot (\nabla a(\eta) - T(y))] + l2 \odot \mathrm{coef}, \qquad
-H = \tfrac1n \sum_i w_i\, x_i x_i^T \otimes \nabla^2 a(\eta_i) + \mathrm{diag}(l2),
-$$
+$$ f(\mathrm{coef}) = \frac1n \sum_i w_i\, \ell(\eta_i; t_i)
+    + \tfrac12 \sum_{jr} l2_{jr}\, \mathrm{coef}_{jr}^2 , $$
 
-with ``coef`` flattened row-major (index ``j m + r``). `GLMObjective.hessian` assembles ``H`` this
-way ("structured", the default: ``hessian a`` from ``jax.hessian`` of the family's log-partition,
-one example at a time, combined by matrix products) or as ``jax.hessian`` of ``f`` itself ("full",
-the reference). The structured form never builds an ``(n, p, p)`` tensor: for a scalar family it is
-a sum of products ``X_c^T (s_c \odot X_c)`` over chunks of rows; for a vector family the chunks
-hold ``O(chunk p m^2)`` numbers. Every sum over rows (`GLMObjective.chunked_sum`) walks the rows in
-chunks within each of ``row_blocks`` contiguous blocks: with rows sharded over ``D`` devices
-(`glmjax.shard_rows`) and ``row_blocks = D`` every chunk is a slice of each device's own rows, so
-nothing is gathered.
+$$ \nabla f = \tfrac1n X^T [w \odot \ell'(\eta)] + l2 \odot \mathrm{coef}, \qquad
+H = \tfrac1n \sum_i w_i\, x_i x_i^T \otimes \ell''(\eta_i) + \mathrm{diag}(l2) , $$
+
+``coef`` flattened row-major (index ``j m + r``). `GLMObjective.evaluate` computes what a solver
+needs in one pass over the rows, in chunks (`chunked_sum`): the chunk temporaries are
+``O(chunk p m^2)`` numbers, never an ``(n, p, p)`` tensor. Rows with zero weight contribute
+exactly 0 even where their ``ell`` is not finite (a mean outside the family's range, e.g.
+``mu > 1`` for a log-link Binomial, makes ``ell`` NaN: the line search then steps back, as R's
+step halving does). With rows sharded over ``D`` devices (`glmjax.shard_rows`) and
+``row_blocks = D`` every chunk is a slice of each device's own rows, so nothing is gathered.
 """
 
 import math
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
-from ._families import Categorical
-from ._family import ExponentialFamily
+from ._exponential_family import ExponentialFamily
+from ._solver import Evaluation, Needs
+from .links import Link
 
-# rows per chunk of the structured Hessian. A vector family's chunk temporary holds
-# chunk * p * m (m + 1) / 2 numbers; keeping chunk <= n / m^2 makes it no larger than X (but never
-# tiny). A scalar family's (chunk, p) temporary is kept near 2 MiB of float64: a temporary the size
-# of X is freshly paged in on every call, and on a CPU that costs more than the product (a Hessian
-# of 1e6 x 21 rows took 80 ms in one product, 24 ms in chunks of 12k rows).
+# rows per chunk. A vector family's chunk temporary holds chunk * p * m (m + 1) / 2 numbers;
+# keeping chunk <= n / m^2 makes it no larger than X (but never tiny). A scalar family's (chunk, p)
+# temporary is kept near 2 MiB of float64: a temporary the size of X is freshly paged in on every
+# call, and on a CPU that costs more than the product (a Hessian of 1e6 x 21 rows took 80 ms in
+# one product, 24 ms in chunks of 12k rows).
 _MIN_CHUNK = 256
+_VALUE_AND_GRADIENT = Needs()
 _SCALAR_CHUNK_NUMBERS = 2**18
 
 
@@ -63,43 +65,164 @@ def default_chunk_size(n: int, natural_dim: int | None, p: int = 1) -> int:
     return max(1, min(n, rows))
 
 
+class RowLikelihood(eqx.Module):
+    """One row's negative log-likelihood as a function of its linear predictor (module
+    docstring), for a family and a link; every method takes one row."""
+
+    family: ExponentialFamily
+    link: Link
+    canonical: bool = eqx.field(static=True)
+
+    def natural(self, eta):
+        """``theta(eta)``, the natural parameter."""
+        return eta if self.canonical else self.family.link(self.link.inverse(eta))
+
+    def mean(self, eta):
+        """``mu(eta) = E[T(y)]``."""
+        return self.family.mean(eta) if self.canonical else self.link.inverse(eta)
+
+    def nll(self, eta, t):
+        """``(ell, |a(theta)| + |<theta, t>|)``: the value and the magnitude of its terms."""
+        theta = self.natural(eta)
+        a = self.family.log_partition(theta)
+        inner = theta * t
+        return a - jnp.sum(inner), jnp.abs(a) + jnp.sum(jnp.abs(inner))
+
+    def score(self, eta, t):
+        """``d ell / d eta``."""
+        if self.canonical:
+            return jax.grad(self.family.log_partition)(eta) - t
+        return jax.grad(lambda e: self.nll(e, t)[0])(eta)
+
+    def curvature(self, eta, t, information: str):
+        """``d^2 ell / d eta^2`` (``"observed"``) or its expectation (``"expected"``)."""
+        if self.canonical:
+            return jax.hessian(self.family.log_partition)(eta)
+        if information == "expected":
+            t = lax.stop_gradient(self.mean(eta))
+        return jax.hessian(lambda e: self.nll(e, t)[0])(eta)
+
+
+def _masked(w, value):
+    """``w * value`` per row, exactly 0 where ``w = 0`` (even if ``value`` is not finite)."""
+    wb = w.reshape(w.shape + (1,) * (value.ndim - 1))
+    return jnp.where(wb > 0, wb * value, 0.0)
+
+
+class Rows(NamedTuple):
+    """A chunk of rows: design, responses, sufficient statistics, prior weights, offsets."""
+
+    X: Float[Array, "c p"]
+    y: Float[Array, " c"]
+    t: Float[Array, "c *m"]
+    weights: Float[Array, " c"]
+    offset: Float[Array, "c *m"]
+
+
+def evaluation_sums(model: RowLikelihood, coef, rows: Rows, needs: Needs) -> dict:
+    """The sums over one chunk of rows behind an `Evaluation` (they add up over chunks)."""
+    X, t, w = rows.X, rows.t, rows.weights
+    eta = X @ coef + rows.offset
+    value, scale = jax.vmap(model.nll)(eta, t)
+    sums = {
+        "f": jnp.sum(_masked(w, value)),
+        "f_scale": jnp.sum(_masked(w, scale)),
+        "grad": X.T @ _masked(w, jax.vmap(model.score)(eta, t)),
+    }
+    if needs.hessian is not None or needs.hess_diag:
+        information = needs.hessian or "observed"
+        curv = jax.vmap(lambda e, t: model.curvature(e, t, information))(eta, t)
+        if needs.hessian is not None:
+            sums["hessian"] = packed_kron_gram(X, w, curv)
+        if needs.hess_diag:
+            diag = curv if curv.ndim == 1 else jnp.diagonal(curv, axis1=1, axis2=2)
+            sums["hess_diag"] = (X**2).T @ _masked(w, diag)
+    return sums
+
+
+def finish_evaluation(sums: dict, coef, l2, n, natural_dim) -> Evaluation:
+    """The `Evaluation` from `evaluation_sums` over all ``n`` rows, with the ridge ``l2``."""
+    l2 = jnp.broadcast_to(l2, coef.shape)
+    penalty = 0.5 * jnp.sum(l2 * coef**2)
+    hessian = hess_diag = None
+    if "hessian" in sums:
+        hessian = unpack_gram(sums["hessian"], natural_dim) / n + jnp.diag(l2.reshape(-1))
+    if "hess_diag" in sums:
+        hess_diag = sums["hess_diag"] / n + l2
+    return Evaluation(
+        f=sums["f"] / n + penalty,
+        f_scale=sums["f_scale"] / n + penalty,
+        grad=sums["grad"] / n + l2 * coef,
+        hessian=hessian,
+        hess_diag=hess_diag,
+    )
+
+
+def null_projector(family: ExponentialFamily, l2, coef_shape) -> Float[Array, "q q"] | None:
+    """The projector onto the Hessian's known null space (``None`` if it has none): for an
+    over-parametrised family, moving a row ``j`` of ``coef`` by ``c 1`` changes nothing whenever
+    that row has no ridge."""
+    if family.identifiable:
+        return None
+    p, m = coef_shape
+    free = jnp.all(jnp.broadcast_to(l2, (p, m)) == 0, axis=1)
+    return jnp.kron(jnp.diag(free.astype(jnp.result_type(l2))), jnp.full((m, m), 1 / m))
+
+
+def fill_null_space(H, P) -> Float[Array, "q q"]:
+    """``H + s P`` with ``s`` the mean eigenvalue of ``H`` (``H`` if ``P`` is ``None``): the
+    gradient is orthogonal to the known null space, so ``(H + s P)^{-1} grad`` is the
+    minimum-norm ``H^+ grad``, by Cholesky instead of an eigendecomposition."""
+    if P is None:
+        return H
+    return H + jnp.trace(H) / H.shape[0] * P.astype(H.dtype)
+
+
 class GLMObjective(eqx.Module):
-    """The penalised mean negative log-likelihood of a GLM, as a pytree of data and family.
+    """The penalised mean negative log-likelihood of a GLM (module docstring), as a pytree of
+    data, family and link.
 
-    **Arguments** (all already validated and converted to one floating dtype):
+    **Arguments** (validated, one floating dtype; `from_data` builds it from responses):
 
-    - `family`: the exponential family.
-    - `X`: the design matrix, `(n, p)`.
+    - `model`: the `RowLikelihood` (family and link).
+    - `X`: the design matrix, `(n, p)`; `y`: the responses, `(n,)`.
     - `t`: the sufficient statistics `T(y_i)`, `(n,)` or `(n, m)`.
     - `weights`: prior weights, `(n,)`.
     - `offset`: added to the linear predictor, `(n,)` or `(n, m)`.
     - `l2`: ridge penalty, broadcastable to the coefficient shape.
     - `row_blocks`: the rows form this many contiguous blocks of equal size, one per device when
-      they are sharded; sums over rows chunk within blocks (a static count; default 1).
+      they are sharded; sums over rows chunk within blocks (static; default 1).
+    - `chunk_size`: rows per chunk (static; default `default_chunk_size`).
     """
 
-    family: ExponentialFamily
+    model: RowLikelihood
     X: Float[Array, "n p"]
+    y: Float[Array, " n"]
     t: Float[Array, "n *m"]
     weights: Float[Array, " n"]
     offset: Float[Array, "n *m"]
     l2: Float[Array, "..."]
     row_blocks: int = eqx.field(static=True, default=1)
+    chunk_size: int | None = eqx.field(static=True, default=None)
 
     @classmethod
-    def from_data(cls, family, X, y, weights, offset, l2, *, row_blocks=1) -> "GLMObjective":
-        """Build from responses ``y`` (``T(y)`` is computed once here, in ``X``'s dtype)."""
+    def from_data(
+        cls, model, X, y, weights, offset, l2, *, row_blocks=1, chunk_size=None
+    ) -> "GLMObjective":
+        """Build from responses ``y`` (``T(y)`` computed once here, in ``X``'s dtype)."""
         X, y = jnp.asarray(X), jnp.asarray(y)
-        if isinstance(family, Categorical):
-            # labels index a one-hot vector (jax.nn.one_hot rejects floating labels)
-            y = y.astype(jnp.int32)
-        t = jax.vmap(family._sufficient_statistic)(y).astype(X.dtype)
+        family = model.family
+        t = jax.vmap(family.sufficient_statistic)(y).astype(X.dtype)
         offset = jnp.asarray(offset, X.dtype)
         if family.natural_dim is not None and offset.ndim == 1:
             offset = offset[:, None]
         offset = jnp.broadcast_to(offset, t.shape)
         weights, l2 = jnp.asarray(weights, X.dtype), jnp.asarray(l2, X.dtype)
-        return cls(family, X, t, weights, offset, l2, row_blocks)
+        return cls(model, X, y, t, weights, offset, l2, row_blocks, chunk_size)
+
+    @property
+    def family(self) -> ExponentialFamily:
+        return self.model.family
 
     @property
     def coef_shape(self) -> tuple[int, ...]:
@@ -115,36 +238,18 @@ class GLMObjective(eqx.Module):
         """The linear predictor ``X @ coef + offset``."""
         return self.X @ coef + self.offset
 
-    def __call__(self, coef: Float[Array, "p *m"]) -> Float[Array, ""]:
-        eta = self.eta(coef)
-        a = jax.vmap(self.family._log_partition)(eta)
-        inner = eta * self.t if eta.ndim == 1 else jnp.sum(eta * self.t, axis=1)
-        nll = jnp.sum(self.weights * (a - inner)) / self.X.shape[0]
-        return nll + 0.5 * jnp.sum(self.l2 * coef**2)
-
-    def value_and_grad(self, coef):
-        return jax.value_and_grad(self.__call__)(coef)
-
-    def ridge_diagonal(self) -> Float[Array, " q"]:
-        """``l2`` broadcast to the coefficients and flattened: the ridge's diagonal in ``H``."""
-        return jnp.broadcast_to(self.l2, self.coef_shape).reshape(-1)
-
-    def curvature(self, eta: Float[Array, "c *m"]) -> Float[Array, "c *mm"]:
-        """``hessian a(eta_i)`` row by row (``jax.hessian`` of the family's log-partition)."""
-        return jax.vmap(jax.hessian(self.family._log_partition))(eta)
-
-    def chunked_sum(self, fn, *, chunk_size: int | None = None):
-        """``sum_c fn(X_c, t_c, w_c, offset_c)`` over chunks of rows.
+    def chunked_sum(self, fn):
+        """``sum_c fn(rows_c)`` over chunks of `Rows`.
 
         A chunk takes ``chunk_size`` rows from each of the ``row_blocks`` blocks (at the same
         place in each). The last chunk is taken flush with the end of its block
-        (``dynamic_slice`` clamps) and the rows it shares with the previous chunk get weight 0, so
-        nothing is padded or copied.
+        (``dynamic_slice`` clamps) and the rows it shares with the previous chunk get weight 0,
+        so nothing is padded or copied.
         """
         n, p = self.X.shape
         blocks = self.row_blocks
         size = n // blocks
-        chunk = chunk_size or default_chunk_size(size, self.family.natural_dim, p)
+        chunk = self.chunk_size or default_chunk_size(size, self.family.natural_dim, p)
         chunk = min(chunk, size)
         n_chunks = -(-size // chunk)
 
@@ -158,46 +263,89 @@ class GLMObjective(eqx.Module):
                 return part.reshape((blocks * chunk,) + a.shape[2:])
 
             w = jnp.where(jnp.tile(fresh, blocks), take(self.weights), 0)
-            return fn(take(self.X), take(self.t), w, take(self.offset))
+            return fn(Rows(take(self.X), take(self.y), take(self.t), w, take(self.offset)))
 
         first = one(0)
         if n_chunks == 1:
             return first
         return lax.fori_loop(1, n_chunks, lambda c, acc: jax.tree.map(jnp.add, acc, one(c)), first)
 
-    def grad_and_hessian(
-        self, coef: Float[Array, "p *m"], *, kind: str = "structured", chunk_size: int | None = None
-    ) -> tuple[Float[Array, "p *m"], Float[Array, "q q"]]:
-        """The gradient and the Hessian (see `hessian`); the structured form computes both in one
-        pass over the rows, ``grad f = (1/n) X^T [w (grad a(eta) - T)] + l2 coef`` from the same
-        ``eta`` chunk as the Hessian."""
-        if kind == "full":
-            q = self.n_params
-            return jax.grad(self.__call__)(coef), jax.hessian(self.__call__)(coef).reshape(q, q)
-        if kind != "structured":
-            raise ValueError(f"`hessian` must be 'structured' or 'full', got {kind!r}")
-        n = self.X.shape[0]
-        mean = jax.vmap(jax.grad(self.family._log_partition))
+    # ----- the objective and its derivatives ----------------------------------------------------
 
-        def block(X, t, w, offset):
-            eta = X @ coef + offset
-            residual = (w if t.ndim == 1 else w[:, None]) * (mean(eta) - t)
-            return X.T @ residual, packed_kron_gram(X, w, self.curvature(eta))
+    def value(self, coef: Float[Array, "p *m"]) -> Float[Array, ""]:
+        """``f(coef)`` (one pass; used for starts and by optax's own line searches)."""
+        nll = jax.vmap(self.model.nll)
 
-        grad, packed = self.chunked_sum(block, chunk_size=chunk_size)
-        ridge = jnp.diag(self.ridge_diagonal())
-        return grad / n + self.l2 * coef, unpack_gram(packed, self.family.natural_dim) / n + ridge
+        def block(rows):
+            return jnp.sum(_masked(rows.weights, nll(rows.X @ coef + rows.offset, rows.t)[0]))
 
-    def hessian(
-        self, coef: Float[Array, "p *m"], *, kind: str = "structured", chunk_size: int | None = None
-    ) -> Float[Array, "q q"]:
-        """The Hessian of the objective w.r.t. the row-major flattened ``coef``.
+        return self.chunked_sum(block) / self.X.shape[0] + 0.5 * jnp.sum(self.l2 * coef**2)
 
-        ``kind="structured"`` is the GLM form above, ``(1/n) sum_i w_i x_i x_i^T (kron)
-        hess a(eta_i) + diag(l2)``, assembled over chunks of ``chunk_size`` rows; ``kind="full"``
-        is ``jax.hessian`` of the whole objective (exact for any objective; the reference).
-        """
-        return self.grad_and_hessian(coef, kind=kind, chunk_size=chunk_size)[1]
+    def evaluate(
+        self, coef: Float[Array, "p *m"], needs: Needs = _VALUE_AND_GRADIENT
+    ) -> Evaluation:
+        """The objective, the magnitude of its terms, the gradient and what ``needs`` asks for
+        (a structured Hessian, its diagonal), in one pass over the rows; ``needs.hessian ==
+        "full"`` is ``jax.hessian`` of `value` (the reference)."""
+        if needs.hessian == "full":
+            ev = self.evaluate(coef, Needs(hess_diag=needs.hess_diag))
+            H = jax.hessian(self.value)(coef).reshape(self.n_params, self.n_params)
+            return Evaluation(ev.f, ev.f_scale, ev.grad, H, ev.hess_diag)
+        sums = self.chunked_sum(lambda rows: evaluation_sums(self.model, coef, rows, needs))
+        return finish_evaluation(sums, coef, self.l2, self.X.shape[0], self.family.natural_dim)
+
+    def hvp_at(self, coef: Float[Array, "p *m"], information: str = "observed"):
+        """The linear map ``v -> H v`` at ``coef`` (``(1/n) X^T (w D (X v)) + l2 v`` with the
+        per-row curvature ``D`` computed once here), for Newton-CG."""
+        model, n = self.model, self.X.shape[0]
+        eta = self.eta(coef)
+        w = self.weights
+        if self.family.natural_dim is None:
+            curv = jax.vmap(lambda e, t: model.curvature(e, t, information))(eta, self.t)
+            d = _masked(w, curv)
+
+            def apply(u):
+                return d * u
+
+        else:
+            _, linear = jax.linearize(lambda e: jax.vmap(model.score)(e, self.t), eta)
+
+            def apply(u):
+                return _masked(w, linear(u))
+
+        def hvp(v):
+            return self.X.T @ apply(self.X @ v) / n + self.l2 * v
+
+        return hvp
+
+    @property
+    def expected_is_observed(self) -> bool:
+        """Whether expected and observed information coincide (the canonical link)."""
+        return self.model.canonical
+
+    def fill_null_space(self, H: Float[Array, "q q"]) -> Float[Array, "q q"]:
+        """`fill_null_space` with this objective's known null space (`null_projector`)."""
+        return fill_null_space(H, null_projector(self.family, self.l2, self.coef_shape))
+
+    def column_scale(self) -> Float[Array, "p *m"]:
+        """The root mean square of each column of ``X`` over the weighted rows (1 for an all-zero
+        column), broadcast to the coefficient shape: the solvers' standardising scale."""
+        sq = self.chunked_sum(lambda rows: (rows.X**2).T @ rows.weights)
+        rms = jnp.sqrt(sq / jnp.sum(self.weights))
+        return broadcast_scale(jnp.where(rms > 0, rms, 1.0), self.coef_shape)
+
+    def data_valid(self) -> Bool[Array, ""]:
+        """Whether every weighted row's response is in the support and every input is finite
+        (checked in the graph for traced inputs; concrete ones were validated beforehand)."""
+        w = self.weights
+        ok = self.family.response_in_support(self.y, w) | (w == 0)
+        finite = jnp.all(jnp.isfinite(self.X)) & jnp.all(jnp.isfinite(self.offset))
+        return jnp.all(ok) & finite & jnp.all(jnp.isfinite(w))
+
+
+def broadcast_scale(scale: Float[Array, " p"], coef_shape) -> Float[Array, "p *m"]:
+    """A per-column scale broadcast to the coefficient shape ``(p,)`` or ``(p, m)``."""
+    return jnp.broadcast_to(scale.reshape((-1,) + (1,) * (len(coef_shape) - 1)), coef_shape)
 
 
 def packed_kron_gram(
@@ -209,9 +357,9 @@ def packed_kron_gram(
     temporary). Packed blocks add up over chunks of rows; `unpack_gram` expands the sum once."""
     c, p = X.shape
     if curv.ndim == 1:
-        return (X * (w * curv)[:, None]).T @ X
+        return (X * _masked(w, curv)[:, None]).T @ X
     r, s = np.triu_indices(curv.shape[-1])
-    wc = w[:, None] * curv[:, r, s]
+    wc = _masked(w, curv[:, r, s])
     return (X.T @ (X[:, :, None] * wc[:, None, :]).reshape(c, -1)).reshape(p, p, -1)
 
 

@@ -1,210 +1,61 @@
-r"""Out-of-core Newton: `fit_glm_streaming` fits a GLM to rows that never sit in memory together.
+r"""Out-of-core fits: `fit_glm_streaming` fits a GLM to rows that never sit in memory together.
 
-The objective of `fit_glm` (`glmjax._objective`) is a sum over rows plus the ridge,
+The objective of `fit_glm` (`glmjax._objective`) and everything a solver needs from it — the
+objective, its gradient and Hessian — are sums over rows, and so is the inference
+(`glmjax._inference.FitSums`). A *pass* reads the chunks of rows once and adds up, chunk by
+chunk, the same per-row quantities that `fit_glm` adds up in memory
+(`glmjax._objective.evaluation_sums`), each chunk through one jit-compiled function; memory holds
+one chunk plus ``O(q^2)`` numbers, whatever the number of rows. The solver is `fit_glm`'s: its
+`Solver.step` (the same compiled line search, stopping rules and result codes) runs in a Python
+loop, one pass per evaluation — usually one pass per Newton iteration.
 
-$$ f(\mathrm{coef}) = \frac1N \sum_{c} S_c(\mathrm{coef})
-    + \tfrac12 \sum l2\, \mathrm{coef}^2 , \qquad
-S_c = \sum_{i \in c} w_i \big[a(\eta_i) - \langle \eta_i, T(y_i)\rangle\big] , $$
+**Passes**: one for the start's sums (`glmjax._start.StartSums`: least squares for the
+intercept-only linear predictor, the column scales, whether there is an intercept column) and one
+to choose between that start and zero; then one per evaluation; then one for the inference (and,
+for the Gaussian, Gamma and inverse Gaussian, one more for the log-likelihood at R's dispersion;
+with an offset and an intercept, the null model's fit by the same loop, reading only ``y``,
+``weights`` and ``offset`` when the chunks are arrays). Newton-CG and optax transformations that
+evaluate the objective themselves need the rows at hand and are not offered here.
 
-and so are its gradient and (structured) Hessian. One *pass* reads the chunks ``c`` of rows once and
-adds up ``S_c``, ``grad S_c`` and ``hess S_c`` at one point — each chunk through a single
-jit-compiled function that reuses `GLMObjective` — so memory holds one chunk plus ``O(q^2)``
-numbers, whatever ``N``. Exact Newton then runs on the host: ``d = -H^{-1} grad f`` (`solve_psd`:
-Cholesky, else eigh pseudo-inverse), and the next pass evaluates everything at ``coef + d``. If the
-objective did not decrease enough there (Armijo's condition, as in `glmjax._solvers`), the step is
-halved and the pass repeated; usually one pass is one iteration. Once the predicted decrease
-``-<grad f, d>`` is below ``4 eps |f|`` (the objective's rounding) the full step is taken. For a
-canonical link IRLS takes the same iterates. Stopping is `fit_glm`'s rule: ``max|grad f| <= tol
-max(1, |f|)`` after a step that moved no coefficient by more than ``1e-3 (1 + max|coef|)``.
+**Chunks are compiled once.** Every chunk is padded to ``chunk_rows`` rows by repeating its last
+row with weight 0 (a repeated row keeps ``eta`` inside the family's domain, where zeros might not),
+so one compiled function serves every chunk, the short last one included.
 
-**Start and inference.** A first pass adds up ``X^T W X``, ``X^T w``, ``X^T (w offset)`` and the
-weighted mean of ``T(y)``: the start is then `fit_glm`'s, the least-squares fit of ``link(mean
-T(y)) - offset`` on ``X`` (zero if that fails), so families whose ``eta`` must stay negative
-(Gamma, Geometric, ...) start inside their domain. After the fit, one more pass adds up the
-deviance (per-row saturated values, as `make_result`) and the log-likelihood; Gamma's needs the
-shape ``sum w / deviance`` of all rows, so a second one.
-
-**Chunks are compiled once.** Every chunk is padded to ``chunk_rows`` rows by repeating its last row
-with weight 0 (a repeated row keeps ``eta`` inside the family's domain, where zeros might not, e.g.
-Gamma), so one compiled function serves all chunks, the short last one included.
-
-**Memory.** A chunk read from an `numpy.memmap` is copied out of a fresh mapping of just those rows,
+**Memory.** A chunk read from a `numpy.memmap` is copied out of a fresh mapping of just those rows,
 which is dropped afterwards: the pages read do not stay mapped in (and counted against) the process.
 """
 
 import mmap
-import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int
+from jaxtyping import Array, ArrayLike
 from tqdm import tqdm
 
-from ._families import Gamma, Gaussian
-from ._family import ExponentialFamily
-from ._fit import ConvergenceWarning, _link
-from ._objective import GLMObjective
-from ._result import (
-    _covariance,
-    _deviance,
-    _estimates_dispersion,
-    _gamma_loglik,
-    _gaussian_loglik,
-    _loglik,
-    _rank,
-    _saturated,
-    _sum_log_weights,
+from . import links
+from ._exponential_family import ExponentialFamily
+from ._fit import _start_eta, assemble, check_fit_options, reuses_hessian, warn_outcome
+from ._inference import fisher_hessian, fit_sums, infer, log_base_at
+from ._misc import check_int
+from ._objective import (
+    RowLikelihood,
+    Rows,
+    broadcast_scale,
+    evaluation_sums,
+    fill_null_space,
+    finish_evaluation,
+    null_projector,
 )
-from ._solvers import (
-    _ARMIJO,
-    _MAX_HALVINGS,
-    _STEP_RTOL,
-    ResultCode,
-    StartSums,
-    fill_known_null_space,
-    least_squares_start,
-    solve_psd,
-    start_sums,
-)
+from ._result import GLMResult
+from ._solution import RUNNING
+from ._solver import Needs, Solution, Solver, make_solver
+from ._start import StartSums, least_squares_start, start_sums
 from ._validation import validate_glm_inputs
 
 _DEFAULT_CHUNK_ROWS = 65_536
-
-
-class StreamingResult(eqx.Module):
-    """A GLM fitted by `fit_glm_streaming`.
-
-    - `family`: the family.
-    - `coef`: coefficients, `(p,)` or `(p, m)`.
-    - `cov`, `stderr`: ``scale * K^{-1}`` with the Fisher information ``K = N hess f / phi`` and its
-      diagonal's square root (as `GLMResult`); `scale` is Pearson's ``X2 / (nobs - q)`` for
-      Gaussian and Gamma, else 1.
-    - `objective`: ``f(coef)``, the penalised mean negative log-likelihood minimised.
-    - `deviance`, `loglik`, `aic`, `bic`: as `GLMResult`'s (R's ``deviance``, ``logLik``, ``AIC``,
-      ``BIC``), from one more pass over the data after the fit (two for Gamma, whose
-      log-likelihood needs the shape ``sum w / deviance`` first).
-    - `nobs`: rows with positive weight; `n_rows`: all rows read (``N`` above).
-    - `n_iter`, `n_passes` (passes over the data for the fit: the start's, then one per Newton
-      step and halved step),
-      `converged`,
-      `grad_norm` (``max|grad f|``), `history` (``f`` at the start and after each iteration),
-      `result` (a `ResultCode`).
-    """
-
-    family: ExponentialFamily
-    coef: Float[Array, "p *m"]
-    cov: Float[Array, "q q"]
-    stderr: Float[Array, "p *m"]
-    scale: Float[Array, ""]
-    objective: Float[Array, ""]
-    deviance: Float[Array, ""]
-    loglik: Float[Array, ""]
-    aic: Float[Array, ""]
-    bic: Float[Array, ""]
-    nobs: Int[Array, ""]
-    n_rows: int = eqx.field(static=True)
-    n_iter: int = eqx.field(static=True)
-    n_passes: int = eqx.field(static=True)
-    converged: Bool[Array, ""]
-    grad_norm: Float[Array, ""]
-    history: Float[Array, " n_iter+1"]
-    result: int = eqx.field(static=True)
-
-    @property
-    def message(self) -> str:
-        return ResultCode(self.result).message
-
-
-class _Sums(eqx.Module):
-    """Sums over rows at one point: ``S``, its gradient and Hessian, Pearson's statistic, rows with
-    positive weight."""
-
-    value: Float[Array, ""]
-    grad: Float[Array, "p *m"]
-    hessian: Float[Array, "q q"]
-    pearson: Float[Array, ""]
-    nobs: Int[Array, ""]
-
-
-@eqx.filter_jit
-def _chunk_sums(family, coef, X, y, weights, offset) -> _Sums:
-    objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
-    rows = X.shape[0]
-    value = objective(coef)
-    grad, hessian = objective.grad_and_hessian(coef)  # one pass over the chunk's rows
-    if _estimates_dispersion(family):
-        eta = objective.eta(coef)
-        unit_variance = family.variance(eta) / family.dispersion
-        pearson = jnp.sum(weights * (objective.t - family.mean(eta)) ** 2 / unit_variance)
-    else:
-        pearson = jnp.zeros((), X.dtype)
-    # the objective is a mean over the chunk's rows: scaled back to sums
-    return _Sums(
-        rows * value,
-        rows * grad,
-        rows * hessian,
-        pearson,
-        jnp.sum(weights > 0),
-    )
-
-
-@eqx.filter_jit
-def _chunk_start_sums(family, coef, X, y, weights, offset) -> StartSums:
-    objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
-    return start_sums(objective.X, objective.t, objective.weights, objective.offset)
-
-
-_least_squares_start = eqx.filter_jit(least_squares_start)
-
-
-class _FitSums(eqx.Module):
-    """Sums over rows at the fitted coefficients: the deviance, the log-likelihood (families with
-    a fixed dispersion), ``sum log w`` and ``sum w`` (rows with positive weight)."""
-
-    deviance: Float[Array, ""]
-    loglik: Float[Array, ""]
-    sum_log_weights: Float[Array, ""]
-    weight_sum: Float[Array, ""]
-
-
-@eqx.filter_jit
-def _chunk_fit_sums(family, coef, X, y, weights, offset) -> _FitSums:
-    objective = GLMObjective.from_data(family, X, y, weights, offset, 0.0)
-    eta, t = objective.eta(coef), objective.t
-    estimated = _estimates_dispersion(family)
-    omega = weights if estimated else weights / family.dispersion
-    deviance = _deviance(family, t, eta, omega, _saturated(family, t, eta)[0])
-    # Gaussian and Gamma: from the totals afterwards (`fit_glm_streaming`)
-    loglik = (
-        jnp.zeros((), X.dtype) if estimated else _loglik(family, y, t, eta, weights, omega, 0, 0)
-    )
-    return _FitSums(deviance, loglik, _sum_log_weights(weights), jnp.sum(weights))
-
-
-@eqx.filter_jit
-def _chunk_gamma_loglik(family, coef, X, y, weights, offset, shape):
-    eta = GLMObjective.from_data(family, X, y, weights, offset, 0.0).eta(coef)
-    return _gamma_loglik(y, eta, weights, shape)
-
-
-@jax.jit
-def _add(a, b):
-    return jax.tree.map(jnp.add, a, b)
-
-
-@eqx.filter_jit
-def _newton_direction(family, l2, H, g):
-    """``-H^+ grad`` as `Newton` computes it (jitted once per shape: `solve_psd`'s ``lax.cond``
-    would otherwise retrace and recompile every call)."""
-    return solve_psd(fill_known_null_space(family, l2, H), -g.reshape(-1))[0].reshape(g.shape)
-
-
-# `make_result`'s covariance (unit-diagonal scaling, pseudo-inverse), compiled once per shape
-_covariance_jit = jax.jit(_covariance)
 
 
 # ----- reading chunks -----------------------------------------------------------------------------
@@ -226,11 +77,16 @@ def _read_rows(a, start: int, stop: int) -> np.ndarray:
     return np.asarray(a[start:stop])
 
 
-def _source(
-    chunks, chunk_rows: int | None
-) -> tuple[Callable[[], Iterable], int | None, int | None]:
-    """``(make_iterator, chunk_rows, number of chunks if known)`` for the accepted kinds of
-    ``chunks``."""
+class _Source(eqx.Module):
+    """Where the chunks come from: ``make()`` gives a fresh iterable of chunk tuples; for
+    arrays, ``make(design=False)`` skips reading ``X`` (a column of ones stands in)."""
+
+    make: Callable = eqx.field(static=True)
+    rows: int | None = eqx.field(static=True)
+    n_chunks: int | None = eqx.field(static=True)
+
+
+def _source(chunks, chunk_rows: int | None) -> _Source:
     if isinstance(chunks, tuple) and chunks and all(hasattr(a, "shape") for a in chunks):
         if not 2 <= len(chunks) <= 4:
             raise ValueError(
@@ -242,16 +98,18 @@ def _source(
                 raise ValueError(f"`chunks`: {name} has {a.shape[0]} rows, X has {n}")
         rows = chunk_rows or min(n, _DEFAULT_CHUNK_ROWS)
 
-        def arrays():
+        def arrays(design: bool = True):
             for start in range(0, n, rows):
                 stop = min(start + rows, n)
-                yield tuple(_read_rows(a, start, stop) for a in chunks)
+                X = _read_rows(chunks[0], start, stop) if design else np.ones((stop - start, 1))
+                yield (X, *(_read_rows(a, start, stop) for a in chunks[1:]))
 
-        return arrays, rows, -(-n // rows)
+        return _Source(arrays, rows, -(-n // rows))
     if callable(chunks):
-        return chunks, chunk_rows, None
+        return _Source(lambda design=True: chunks(), chunk_rows, None)
     if isinstance(chunks, Iterable) and iter(chunks) is not chunks:
-        return lambda: iter(chunks), chunk_rows, len(chunks) if hasattr(chunks, "__len__") else None
+        size = len(chunks) if hasattr(chunks, "__len__") else None
+        return _Source(lambda design=True: iter(chunks), chunk_rows, size)
     raise ValueError(
         "`chunks` must be a tuple of arrays (X, y[, weights[, offset]]), a function returning an "
         "iterable of such tuples (e.g. a generator function), or a re-iterable collection of them; "
@@ -259,21 +117,22 @@ def _source(
     )
 
 
-def _pad(chunk, rows: int, family) -> tuple[np.ndarray, ...]:
-    """``(X, y, weights, offset)`` with ``rows`` rows: the last row repeated with weight 0."""
+def _pad(chunk, rows: int, family, index: int) -> tuple[np.ndarray, ...]:
+    """``(X, y, weights, offset, n)``, padded to ``rows`` rows by repeating the last row with
+    weight 0."""
     if not isinstance(chunk, tuple | list) or not 2 <= len(chunk) <= 4:
-        raise ValueError("each chunk must be a tuple (X, y[, weights[, offset]])")
+        raise ValueError(f"chunk {index}: each chunk must be a tuple (X, y[, weights[, offset]])")
     X, y, *rest = (np.asarray(a) if a is not None else None for a in chunk)
     weights = rest[0] if rest and rest[0] is not None else None
     offset = rest[1] if len(rest) > 1 else None
     n = X.shape[0] if X.ndim == 2 else -1
     if n < 1:
-        raise ValueError(f"each chunk's X must be a 2-d array with rows, got shape {X.shape}")
+        raise ValueError(f"chunk {index}: X must be a 2-d array with rows, got shape {X.shape}")
     for a, name in [(y, "y"), (weights, "weights"), (offset, "offset")]:
         if a is not None and (a.ndim == 0 or a.shape[0] != n):
-            raise ValueError(f"a chunk's `{name}` has shape {a.shape}, its X has {n} rows")
+            raise ValueError(f"chunk {index}: `{name}` has shape {a.shape}, its X has {n} rows")
     if n > rows:
-        raise ValueError(f"a chunk has {n} rows, more than `chunk_rows` = {rows}")
+        raise ValueError(f"chunk {index} has {n} rows, more than `chunk_rows` = {rows}")
     if weights is None:
         weights = np.ones(n, X.dtype if np.issubdtype(X.dtype, np.floating) else float)
     if offset is None:
@@ -287,25 +146,174 @@ def _pad(chunk, rows: int, family) -> tuple[np.ndarray, ...]:
     return edge(X), edge(y), np.pad(weights, (0, extra)), edge(offset), n
 
 
-# ----- the fit ------------------------------------------------------------------------------------
+# ----- compiled per chunk -------------------------------------------------------------------------
+
+
+def _rows(family, X, y, w, offset) -> Rows:
+    t = jax.vmap(family.sufficient_statistic)(y).astype(X.dtype)
+    if family.natural_dim is not None and offset.ndim == 1:
+        offset = offset[:, None]
+    return Rows(X, y, t, w, jnp.broadcast_to(offset, t.shape))
+
+
+@eqx.filter_jit
+def _chunk_start(family, X, y, w, offset) -> StartSums:
+    return start_sums(_rows(family, X, y, w, offset))
+
+
+@eqx.filter_jit
+def _chunk_values(model, coefs, X, y, w, offset):
+    rows = _rows(model.family, X, y, w, offset)
+    return jax.vmap(lambda c: evaluation_sums(model, c, rows, Needs())["f"])(coefs)
+
+
+@eqx.filter_jit
+def _chunk_evaluation(model, coef, needs, X, y, w, offset) -> dict:
+    return evaluation_sums(model, coef, _rows(model.family, X, y, w, offset), needs)
+
+
+@eqx.filter_jit
+def _chunk_fit(model, coef, null_coef, information, X, y, w, offset):
+    rows = _rows(model.family, X, y, w, offset)
+    return fit_sums(model, coef, null_coef, rows, information=information)
+
+
+@eqx.filter_jit
+def _chunk_log_base(family, phi, X, y, w, offset):
+    return log_base_at(family, phi, _rows(family, X, y, w, offset))
+
+
+@jax.jit
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
+_finish_evaluation = eqx.filter_jit(finish_evaluation)
+
+
+class _StreamProblem(eqx.Module):
+    """What a solver may ask of the objective without its rows: the known null space."""
+
+    family: ExponentialFamily
+    l2: Array
+    coef_shape: tuple[int, ...] = eqx.field(static=True)
+    expected_is_observed: bool = eqx.field(static=True)
+
+    def fill_null_space(self, H):
+        return fill_null_space(H, null_projector(self.family, self.l2, self.coef_shape))
+
+
+@eqx.filter_jit
+def _init(solver, problem, coef, max_iter, tol, scale):
+    return solver.init(problem, coef, max_iter=max_iter, tol=tol, scale=scale)
+
+
+@eqx.filter_jit
+def _step(solver, problem, state, evaluation):
+    return solver.step(problem, state, evaluation)
+
+
+_least_squares_start = eqx.filter_jit(least_squares_start)
+
+
+class _Passes:
+    """Reads the chunks once per call, validating and padding each, and adds up what a chunk
+    function returns; remembers the rows, columns and dtype of the first pass."""
+
+    def __init__(self, source: _Source, family, progress: bool):
+        self.source, self.family, self.progress = source, family, progress
+        self.rows, self.n_rows, self.n_chunks = source.rows, None, source.n_chunks
+        self.columns = self.dtype = None
+        self.count = 0
+
+    def __call__(self, chunk_fn, desc: str, *, design: bool = True, inspect=None):
+        total, n_rows = None, 0
+        self.count += 1
+        chunks = self.source.make(design)
+        with tqdm(chunks, desc=desc, unit="chunk", total=self.n_chunks, leave=False,
+                  disable=not self.progress) as bar:  # fmt: skip
+            for index, chunk in enumerate(bar):
+                if self.rows is None:
+                    self.rows = int(np.shape(chunk[0])[0])
+                X, y, w, o, n = _pad(chunk, self.rows, self.family, index)
+                if design:
+                    self._check_columns(X, index)
+                else:  # the null model: a column of ones instead of the design
+                    X = np.ones((X.shape[0], 1), X.dtype)
+                try:
+                    X, y, w, o, _, _ = validate_glm_inputs(
+                        X, y, self.family, weights=w, offset=o, check_rank=False
+                    )
+                except ValueError as error:
+                    raise ValueError(f"chunk {index}: {error}") from None
+                if inspect is not None:
+                    inspect(np.asarray(X)[:n], np.asarray(o)[:n])
+                sums = chunk_fn(X, y, w, o)
+                total = sums if total is None else _add(total, sums)
+                n_rows += n
+        if total is None:
+            raise ValueError("`chunks` gave no rows")
+        if self.n_rows is not None and n_rows != self.n_rows:
+            raise ValueError(
+                f"`chunks` gave {n_rows} rows in this pass, {self.n_rows} in the first: a "
+                "streaming fit needs the same rows in every pass"
+            )
+        self.n_rows = n_rows
+        self.n_chunks = self.n_chunks or bar.n
+        return total
+
+    def _check_columns(self, X, index):
+        if self.columns is None:
+            self.columns, self.dtype = X.shape[1], X.dtype
+        elif X.shape[1] != self.columns:
+            raise ValueError(
+                f"chunk {index}: X has {X.shape[1]} columns, the first chunk has {self.columns}"
+            )
+
+
+def _run(solver: Solver, model, passes: _Passes, coef0, l2, *, max_iter, tol, scale, design,
+         bar) -> Solution:  # fmt: skip
+    """The solver loop with one pass per evaluation."""
+    problem = _StreamProblem(model.family, l2, coef0.shape, model.canonical)
+
+    def evaluate(coef, needs):
+        sums = passes(
+            lambda X, y, w, o: _chunk_evaluation(model, coef, needs, X, y, w, o),
+            f"pass {passes.count + 1}",
+            design=design,
+        )
+        n_rows = jnp.asarray(passes.n_rows, coef.dtype)  # data, not static: no recompiling
+        return _finish_evaluation(sums, coef, l2, n_rows, model.family.natural_dim)
+
+    state = _init(solver, problem, coef0, max_iter, tol, scale)
+    needs = solver.needs()
+    while int(state.result) == RUNNING:
+        state = _step(solver, problem, state, evaluate(solver.trial(state), needs))
+        if bar is not None:
+            bar.update(int(state.n_steps) - bar.n)
+            bar.set_postfix(objective=f"{float(state.evaluation.f):.10g}", passes=passes.count)
+    return solver.postprocess(state)
 
 
 def fit_glm_streaming(
     chunks: tuple[ArrayLike, ...] | Callable[[], Iterable] | Iterable,
     family: ExponentialFamily,
     *,
-    method: str = "newton",
+    link=None,
+    method="newton",
     l2: ArrayLike = 0.0,
-    max_iter: int = 50,
+    max_iter: int = 100,
     tol: float = 1e-8,
+    information: str = "expected",
     chunk_rows: int | None = None,
+    covariance: bool = True,
     progress: bool = True,
-) -> StreamingResult:
-    r"""Fit a GLM by exact Newton with one pass over row chunks per iteration (out of core).
+) -> GLMResult:
+    r"""Fit a GLM with one pass over chunks of rows per evaluation (out of core).
 
-    Minimises the same objective as `fit_glm` (so the coefficients agree with `fit_glm` on the
-    same rows), while holding only one chunk of rows in memory; see `glmjax._streaming` for the
-    algorithm.
+    Minimises the same objective as `fit_glm` with the same solvers, stopping rules and result
+    codes (so the coefficients agree with `fit_glm` on the same rows) and reports the same
+    `GLMResult`, while holding only one chunk of rows in memory; see `glmjax._streaming`.
 
     **Arguments:**
 
@@ -316,21 +324,18 @@ def fit_glm_streaming(
           (a generator function reading files, a database cursor, ...), called once per pass and
           expected to give the same rows each time;
         - a re-iterable collection (e.g. a list) of chunk tuples.
-    - `family`: an `ExponentialFamily` (`Categorical` included).
-    - `method`: `"newton"` (exact Newton; IRLS gives the same iterates for these canonical links).
-    - `l2`: ridge penalty, a scalar or an array of the coefficient shape, as in `fit_glm`.
-    - `max_iter`: most Newton iterations.
-    - `tol`: converged when ``max|grad f| <= tol max(1, |f|)`` after a small step (as `fit_glm`).
+    - `family`, `link`, `l2`, `max_iter`, `tol`, `information`, `covariance`: as `fit_glm`.
+    - `method`: ``"newton"``, ``"irls"``, ``"lbfgs"``, ``"gd"``, or a `glmjax.solvers.Solver`
+      whose descent needs only the evaluations (``"newton-cg"`` needs the rows at hand).
     - `chunk_rows`: rows per compiled chunk; chunks are padded up to it. Default: 65,536 rows for
       arrays, the size of the first chunk otherwise (later chunks must not be larger).
     - `progress`: tqdm bars over iterations and over the chunks of each pass.
 
-    **Returns:** a `StreamingResult`. A `ConvergenceWarning` says when `max_iter` was reached or
-    the line search stalled.
-
-    Each chunk's values are validated as `fit_glm` validates its inputs (shapes, finite values,
-    the family's support, non-negative weights); whether ``X`` has full column rank is a property
-    of all rows together and is not checked.
+    **Returns:** a `GLMResult` (`n_evals` counts the passes of the fit: the start's two, then one
+    per evaluation; the inference's passes come after). A `ConvergenceWarning`
+    says when the fit did not end cleanly. Each chunk is validated as `fit_glm` validates its
+    inputs (a ``ValueError`` names the chunk); whether ``X`` has full column rank is a property
+    of all rows together and shows as `ResultCode.singular_hessian`.
 
     ```python
     import numpy as np, glmjax as gj
@@ -339,147 +344,119 @@ def fit_glm_streaming(
     fit = gj.fit_glm_streaming((X, y), gj.Poisson(), chunk_rows=100_000)
     ```
     """
-    if method != "newton":
-        raise ValueError(f"`method` must be 'newton' for streaming fits, got {method!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"`max_iter` must be a non-negative integer, got {max_iter!r}")
-    if not tol > 0:
-        raise ValueError(f"`tol` must be positive, got {tol!r}")
-    if chunk_rows is not None and (not isinstance(chunk_rows, int) or chunk_rows < 1):
-        raise ValueError(f"`chunk_rows` must be a positive integer or None, got {chunk_rows!r}")
-    make_iter, rows, n_chunks = _source(chunks, chunk_rows)
-    state: dict[str, Any] = {"rows": rows, "n_chunks": n_chunks, "dtype": None, "n_rows": None}
-
-    def one_pass(coef, desc: str, chunk_fn=_chunk_sums) -> tuple[Any, Any]:
-        total, n_rows = None, 0
-        with tqdm(make_iter(), desc=desc, unit="chunk", total=state["n_chunks"], leave=False,
-                  disable=not progress) as bar:  # fmt: skip
-            for chunk in bar:
-                if state["rows"] is None:
-                    state["rows"] = int(np.shape(chunk[0])[0])
-                X, y, w, o, n = _pad(chunk, state["rows"], family)
-                # rank is a property of all rows, not of one chunk: l2=1 skips that check only
-                X, y, w, o, _ = validate_glm_inputs(X, y, family, weights=w, offset=o, l2=1.0)
-                if state["dtype"] is None:
-                    state["dtype"] = X.dtype
-                    m = family.natural_dim
-                    shape = (X.shape[1],) if m is None else (X.shape[1], m)
-                    coef = jnp.zeros(shape, X.dtype) if coef is None else coef
-                sums = chunk_fn(family, coef, X, y, w, o)
-                total = sums if total is None else _add(total, sums)
-                n_rows += n
-        if total is None:
-            raise ValueError("`chunks` gave no rows")
-        if state["n_rows"] is not None and n_rows != state["n_rows"]:
-            raise ValueError(
-                f"`chunks` gave {n_rows} rows in this pass, {state['n_rows']} in the first: a "
-                "streaming fit needs the same rows in every pass"
-            )
-        state["n_rows"] = n_rows
-        state["n_chunks"] = state["n_chunks"] or bar.n
-        return total, coef
-
-    def totals(sums: _Sums, coef):
-        l2_ = jnp.broadcast_to(jnp.asarray(l2, coef.dtype), coef.shape)
-        N = state["n_rows"]
-        f = sums.value / N + 0.5 * jnp.sum(l2_ * coef**2)
-        g = sums.grad / N + l2_ * coef
-        H = sums.hessian / N + jnp.diag(l2_.reshape(-1))
-        return float(f), g, H
-
-    with tqdm(total=max_iter, desc="newton", unit="iter", disable=not progress) as outer:
-        # the start, as fit_glm's: least squares for the intercept-only model's eta, else zero
-        start, zero = one_pass(None, "start", _chunk_start_sums)
-        eta0 = _link(family, start.t_sum / start.weight_sum)
-        coef = _least_squares_start(start, eta0)
-        n_passes = 2
-        sums, _ = one_pass(coef, "pass 2")
-        f, g, H = totals(sums, coef)
-        if not (np.all(np.isfinite(coef)) and np.isfinite(f)):
-            coef = zero
-            n_passes += 1
-            sums, _ = one_pass(coef, f"pass {n_passes}")
-            f, g, H = totals(sums, coef)
-        if not np.isfinite(f):
-            raise ValueError(
-                "the objective is not finite at the start (least squares for the intercept-only "
-                "model's linear predictor, then coef = 0): e.g. Gamma needs eta < 0"
-            )
-        eps = float(jnp.finfo(coef.dtype).eps)
-        history = [f]
-        result = ResultCode.max_iter_reached
-        for _ in range(max_iter):
-            d = _newton_direction(family, jnp.asarray(l2, coef.dtype), H, g)
-            slope = float(jnp.vdot(g, d))
-            # a predicted decrease below the objective's rounding: the comparison would see only
-            # noise, and the exact Newton step that close to the optimum is safe (as `NewtonCG`)
-            flat = -slope <= 4 * eps * abs(f)
-            t, accepted = 1.0, False
-            for _ in range(_MAX_HALVINGS):
-                trial = coef + t * d
-                n_passes += 1
-                sums_t, _ = one_pass(trial, f"pass {n_passes}")
-                f_t, g_t, H_t = totals(sums_t, trial)
-                armijo = f_t <= f + _ARMIJO * t * slope + 4 * eps * abs(f)
-                if np.isfinite(f_t) and (flat or (f_t <= f and armijo)):
-                    accepted = True
-                    break
-                t *= 0.5
-            if not accepted:
-                result = ResultCode.stalled
-                break
-            step = float(jnp.max(jnp.abs(trial - coef)))
-            coef, f, g, H, sums = trial, f_t, g_t, H_t, sums_t
-            history.append(f)
-            outer.update()
-            outer.set_postfix(objective=f"{f:.10g}", passes=n_passes)
-            small_step = step <= _STEP_RTOL * (1 + float(jnp.max(jnp.abs(coef))))
-            if float(jnp.max(jnp.abs(g))) <= tol * max(1.0, abs(f)) and small_step:
-                result = ResultCode.successful
-                break
-
-    if result != ResultCode.successful:
-        warnings.warn(
-            f"fit_glm_streaming ({type(family).__name__}) stopped after {len(history) - 1} "
-            f"iterations: {result.message}",
-            ConvergenceWarning,
-            stacklevel=2,
+    solver = make_solver(method)
+    if solver.descent.needs_problem:
+        raise ValueError(
+            f"`method` {method!r} evaluates the objective or Hessian-vector products itself, "
+            "which needs the rows at hand: a streaming fit offers 'newton', 'irls', 'lbfgs', "
+            "'gd' and optax transformations without extra arguments"
         )
-    N = state["n_rows"]
-    q = H.shape[0]
-    phi = 1.0 if _estimates_dispersion(family) else family.dispersion
-    scale = sums.pearson / (sums.nobs - q) if _estimates_dispersion(family) else 1.0
-    cov = _covariance_jit(N / phi * H, jnp.asarray(scale, H.dtype))
+    link, canonical = links.get(link, family)
+    check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance)
+    check_int(chunk_rows, "chunk_rows", minimum=1, optional=True)
+    model = RowLikelihood(family, link, canonical)
+    passes = _Passes(_source(chunks, chunk_rows), family, progress)
+    start = _start(model, passes, l2)
+    tol = jnp.asarray(tol, start.coef.dtype)
+    with tqdm(total=max_iter, desc=str(method), unit="iter", disable=not progress) as bar:
+        solution = _run(solver, model, passes, start.coef, start.l2, max_iter=int(max_iter),
+                        tol=tol, scale=start.scale, design=True, bar=bar)  # fmt: skip
+    solution = eqx.tree_at(lambda s: s.n_evals, solution, jnp.asarray(passes.count, jnp.int32))
+    options = (reuses_hessian(solver, canonical, information), information, covariance)
+    inference = _inference(model, passes, start, solution, tol, options, solver.second_order)
+    fit = assemble(model, solution, inference, information)
+    warn_outcome(fit, f"fit_glm_streaming ({family.name}, method={method!r})")
+    return fit
 
-    fit_sums, _ = one_pass(coef, "deviance", _chunk_fit_sums)
-    deviance, nobs = fit_sums.deviance, sums.nobs
-    if isinstance(family, Gaussian):
-        loglik = _gaussian_loglik(deviance, nobs, fit_sums.sum_log_weights)
-    elif isinstance(family, Gamma):
-        shape = fit_sums.weight_sum / deviance
-        loglik, _ = one_pass(
-            coef, "log-likelihood", lambda *args: _chunk_gamma_loglik(*args, shape)
-        )
-    else:
-        loglik = fit_sums.loglik
-    k = _rank(family, coef.shape[0]) + (1 if _estimates_dispersion(family) else 0)
-    return StreamingResult(
-        family=family,
-        coef=coef,
-        cov=cov,
-        stderr=jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape),
-        scale=jnp.asarray(scale, coef.dtype),
-        objective=jnp.asarray(f, coef.dtype),
-        deviance=deviance,
-        loglik=loglik,
-        aic=-2 * loglik + 2 * k,
-        bic=-2 * loglik + jnp.log(nobs.astype(coef.dtype)) * k,
-        nobs=nobs,
-        n_rows=N,
-        n_iter=len(history) - 1,
-        n_passes=n_passes,
-        converged=jnp.asarray(result == ResultCode.successful),
-        grad_norm=jnp.max(jnp.abs(g)),
-        history=jnp.asarray(history, coef.dtype),
-        result=int(result),
+
+class _Start(eqx.Module):
+    """The start of a streamed fit and what its first pass learnt about the design."""
+
+    coef: Array
+    scale: Array
+    eta0: Array
+    l2: Array
+    has_intercept: bool = eqx.field(static=True)
+    has_offset: bool = eqx.field(static=True)
+
+
+def _start(model, passes: _Passes, l2) -> _Start:
+    """Two passes: the start's sums (and whether a column is constant, the offset zero), then
+    the objective at the least-squares start and at zero, as `fit_glm` chooses between them."""
+    family = model.family
+    seen = {"constant": None, "first": None, "offset": False}
+
+    def inspect(X, offset):
+        constant = np.all(X == X[:1], axis=0)
+        if seen["first"] is None:
+            seen["first"], seen["constant"] = X[0], constant & (X[0] != 0)
+        seen["constant"] &= constant & (X[0] == seen["first"])
+        seen["offset"] |= bool(np.any(offset != 0))
+
+    sums = passes(lambda X, y, w, o: _chunk_start(family, X, y, w, o), "start", inspect=inspect)
+    l2 = jnp.asarray(l2, passes.dtype)
+    m = family.natural_dim
+    shape = (passes.columns,) if m is None else (passes.columns, m)
+    if l2.shape not in {(), shape}:
+        raise ValueError(f"`l2` must be a scalar or have the coefficient shape {shape}, got "
+                         f"{l2.shape}")  # fmt: skip
+    eta0 = _start_eta(model, sums.mean_statistic)
+    zero = jnp.zeros(shape, passes.dtype)
+    ls = _least_squares_start(sums, eta0)
+    ls = jnp.where(jnp.all(jnp.isfinite(ls)), ls, zero)
+    candidates = jnp.stack([ls, zero])
+    values = passes(lambda X, y, w, o: _chunk_values(model, candidates, X, y, w, o), "start")
+    return _Start(
+        coef=ls if np.isfinite(values[0]) and not values[0] > values[1] else zero,
+        scale=broadcast_scale(sums.column_scale, shape),
+        eta0=eta0,
+        l2=l2,
+        has_intercept=bool(np.any(seen["constant"])),
+        has_offset=seen["offset"],
     )
+
+
+def _inference(model, passes: _Passes, start: _Start, solution: Solution, tol, options,
+               second_order: bool):  # fmt: skip
+    """`glmjax._inference.infer` with a pass for its sums (and one more for an estimating
+    family's log-likelihood); with an offset and an intercept, the null model fitted first by
+    the same loop on a column of ones."""
+    reuse, information, covariance = options
+    family, coef = model.family, solution.coef
+    m_shape = coef.shape[1:]
+    if start.has_intercept and start.has_offset:
+        null = _run(
+            make_solver("newton"),
+            model,
+            passes,
+            jnp.reshape(start.eta0, (1,) + m_shape),
+            jnp.zeros((), coef.dtype),
+            max_iter=100,
+            tol=tol,
+            scale=jnp.ones((1,) + m_shape, coef.dtype),
+            design=False,
+            bar=None,
+        )
+        null_coef = null.coef[0]  # fmt: skip
+    else:
+        null_coef = start.eta0 if start.has_intercept else jnp.zeros_like(start.eta0)
+    fisher = None if reuse or not covariance else information
+    sums = passes(lambda X, y, w, o: _chunk_fit(model, coef, null_coef, fisher, X, y, w, o),
+                  "inference")  # fmt: skip
+    if reuse:
+        hessian = solution.evaluation.hessian
+    elif covariance:
+        hessian = fisher_hessian(sums, family, start.l2, coef.shape, passes.n_rows)
+    else:
+        hessian = None
+
+    def log_base_estimated(phi):
+        return passes(lambda X, y, w, o: _chunk_log_base(family, phi, X, y, w, o),
+                      "log-likelihood", design=False)  # fmt: skip
+
+    return infer(
+        family, coef, solution.evaluation.grad, sums, log_base_estimated, hessian=hessian,
+        n_rows=passes.n_rows, has_intercept=jnp.asarray(start.has_intercept), l2=start.l2,
+        result=solution.result, covariance_=covariance, check_optimum=not second_order,
+        scale_columns=start.scale,
+    )  # fmt: skip

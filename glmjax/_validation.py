@@ -1,35 +1,33 @@
-r"""Input validation for `fit_glm`: shapes always, values whenever they are concrete.
+r"""Input validation for the fits: shapes always, values whenever they are concrete.
 
-`validate_glm_inputs` turns the user's ``X, y, weights, offset, l2`` into JAX arrays of one floating
-dtype and raises a ``ValueError`` naming the argument for anything that would make the fit
-meaningless, *before* anything is compiled.
+`validate_glm_inputs` turns the user's ``X, y, weights, offset, l2, start`` into JAX arrays of one
+floating dtype and raises a ``ValueError`` naming the argument for anything that would make the
+fit meaningless, *before* anything is compiled.
 
-**Two tiers.** Shape checks are static and always run, also under ``jax.jit``/``jax.vmap``. Value
-checks (NaN/inf, the support of ``y``, signs of ``weights`` and ``l2``, identifiability of ``X``)
-need concrete numbers: they run for every argument that is not a tracer and are skipped for traced
-ones (``fit_glm`` inside ``jax.jit``/``jax.vmap``) and for global arrays spread over several
-processes (``jax.distributed``), which no one process can read. A traced bad value then shows up in
-the fit itself: ``y`` outside the support has log-density ``-inf`` and the solver reports a
-non-finite objective in its result code; nothing raises. (``equinox.error_if`` was not used: it
-would put a runtime check into every compiled fit, and under ``vmap`` one bad data set would abort
-all.)
+**Two tiers.** Shape and dtype checks are static and always run, also under ``jax.jit``/
+``jax.vmap``. Value checks (NaN/inf, the support of ``y``, signs of ``weights`` and ``l2``,
+identifiability of ``X``) need concrete numbers: they run for every argument that is readable
+(`glmjax._misc.is_concrete`) and are skipped for traced ones and for global arrays spread over
+several processes. A traced bad value then shows up in the fit's result code
+(`ResultCode.invalid_data`, checked inside the compiled fit); nothing raises, so that under
+``vmap`` one bad data set does not abort the others. (``equinox.error_if`` would abort all.)
 
 **The rules** (``n`` rows, ``p`` columns, ``m = family.natural_dim``):
 
-- ``X``: a 2-d real array with ``n >= 1`` rows and ``p >= 1`` columns, finite.
-- ``y``: shape ``(n,)``, finite, in the family's support (`ExponentialFamily.check_support`):
-  labels ``0..k-1`` for `Categorical`; for `Binomial` ``y`` is a proportion and row ``i`` has
-  ``n_i = family.trials * weights_i`` trials (R's ``glm(y ~ x, binomial, weights = n)``):
-  ``n_i y_i`` must be an integer in ``[0, n_i]`` (R only warns for a non-integer count; here it is
-  an error, because the log-likelihood is then undefined).
+- ``X``: a 2-d real numeric array with ``n >= 1`` rows and ``p >= 1`` columns, finite.
+- ``y``: shape ``(n,)``, finite, a valid response for each row's prior weight
+  (`ExponentialFamily.response_in_support`): labels ``0..k-1`` for `Categorical`; for `Binomial`
+  ``y`` is a proportion and row ``i`` has ``n_i = family.trials * weights_i`` trials (R's
+  ``glm(y ~ x, binomial, weights = n)``): ``n_i y_i`` must be an integer in ``[0, n_i]`` (R only
+  warns for a non-integer count; here it is an error: the log-likelihood is then undefined).
 - ``weights``: shape ``(n,)``, finite, ``>= 0``, not all zero. Rows with weight 0 drop out.
 - ``offset``: shape ``(n,)``, or ``(n, m)`` for a vector family (an ``(n,)`` offset is then added
   to every entry of ``eta_i``), finite.
 - ``l2``: a scalar or an array of the coefficient shape (``(p,)`` or ``(p, m)``), finite, ``>= 0``.
-- **Identifiability** (of the columns without a ridge, i.e. with some entry of ``l2`` ``== 0``):
-  ``p`` must not exceed the number of rows with positive weight; no column of ``X`` may be all
-  zero; at most one column may be constant (that one is the intercept: two constant columns are
-  collinear). These would make the Hessian singular and the coefficients not unique.
+- ``start``: ``None`` or an array of the coefficient shape, finite.
+- **Identifiability** (of the columns without a ridge): ``p`` must not exceed the number of rows
+  with positive weight; no column of ``X`` may be all zero; at most one column may be constant
+  (the intercept: two constant columns are collinear).
 
 Integer and boolean inputs become the default floating dtype; a floating ``X`` keeps its dtype,
 which every other argument is cast to.
@@ -40,49 +38,53 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._families import Binomial
-from ._family import ExponentialFamily
+from ._exponential_family import ExponentialFamily
+from ._misc import is_concrete
 
 
-def _is_concrete(x) -> bool:
-    # a global array spread over several processes (jax.distributed) cannot be read here either
-    return not isinstance(x, jax.core.Tracer) and getattr(x, "is_fully_addressable", True)
-
-
-def _as_array(value, name: str, dtype=None) -> Array:
-    x = jnp.asarray(value) if _is_concrete(value) else value
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise ValueError(f"`{name}` must be real, got dtype {x.dtype}")
+def as_array(value, name: str, dtype=None) -> Array:
+    """``value`` as a real floating JAX array (of ``dtype`` if given); ``ValueError`` for
+    non-numeric (object, string) or complex data."""
+    if is_concrete(value):
+        try:
+            raw = np.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"`{name}` must be a numeric array: {error}") from None
+        if raw.dtype.kind == "c":
+            raise ValueError(f"`{name}` must be real, got dtype {raw.dtype}")
+        if raw.dtype.kind not in "biuf":
+            raise ValueError(
+                f"`{name}` must be a numeric array, got dtype {raw.dtype} (e.g. "
+                f"{raw.ravel()[:1].tolist()})"
+            )
+        x = jnp.asarray(value)
+    else:
+        x = value
+        if jnp.issubdtype(x.dtype, jnp.complexfloating):
+            raise ValueError(f"`{name}` must be real, got dtype {x.dtype}")
     if dtype is not None:
         return x.astype(dtype)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
 
 
 def _check_finite(x: Array, name: str) -> None:
-    if _is_concrete(x):
+    if is_concrete(x):
         bad = ~np.isfinite(np.asarray(x))
         if bad.any():
             raise ValueError(f"`{name}` contains {int(bad.sum())} NaN or inf value(s)")
 
 
-def _check_binomial(y: Array, trials: Array) -> None:
-    """R's binomial with a proportion response: ``n_i y_i`` successes out of ``n_i`` trials."""
-    y_np, n_np = np.asarray(y, np.float64), np.asarray(trials, np.float64)
-    outside = (y_np < 0) | (y_np > 1)
-    if outside.any():
+def _check_response(family: ExponentialFamily, y: Array, weights: Array) -> None:
+    ok = np.asarray(family.response_in_support(y, weights)) | (np.asarray(weights) == 0)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        y_np, w_np = np.asarray(y), np.asarray(weights)
+        detail = f"e.g. y = {y_np[bad[:3]].tolist()}"
+        if not np.all(w_np == 1):
+            detail += f" with weights {w_np[bad[:3]].tolist()}"
         raise ValueError(
-            f"`y` must be a proportion in [0, 1] for Binomial, got {int(outside.sum())} value(s) "
-            f"outside, e.g. {y_np[outside][:3].tolist()}"
-        )
-    k = n_np * y_np
-    tol = 1e-6 * np.maximum(1.0, k) + 8 * np.finfo(np.asarray(y).dtype).eps * n_np
-    bad = np.abs(k - np.round(k)) > tol
-    if bad.any():
-        i = np.flatnonzero(bad)[:3]
-        raise ValueError(
-            f"`y` * trials must be an integer number of successes for Binomial (trials = "
-            f"family.trials * `weights`), got {int(bad.sum())} non-integer count(s), e.g. y = "
-            f"{y_np[i].tolist()} with trials {n_np[i].tolist()}"
+            f"`y` has {bad.size} value(s) outside the support of {family.name} "
+            f"({family.support.description or 'its support'}), {detail}"
         )
 
 
@@ -120,23 +122,22 @@ def validate_glm_inputs(
     weights: ArrayLike | None = None,
     offset: ArrayLike | None = None,
     l2: ArrayLike = 0.0,
-) -> tuple[
-    Float[Array, "n p"],
-    Float[Array, " n"],
-    Float[Array, " n"],
-    Float[Array, " n *m"],
-    Float[Array, "..."],
-]:
-    """Check and convert the inputs of `fit_glm` (the rules are in the module docstring).
+    start: ArrayLike | None = None,
+    check_rank: bool = True,
+) -> tuple[Float[Array, "n p"], Float[Array, " n"], Float[Array, " n"], Float[Array, "n *m"],
+           Float[Array, "..."], Float[Array, "p *m"] | None]:  # fmt: skip
+    """Check and convert the inputs of a fit (the rules are in the module docstring).
 
-    **Returns:** ``(X, y, weights, offset, l2)`` as arrays of one floating dtype, with ``weights``
-    defaulting to ones and ``offset`` to zeros of the shape of ``eta`` (``(n,)`` or ``(n, m)``).
+    **Returns:** ``(X, y, weights, offset, l2, start)`` as arrays of one floating dtype, with
+    ``weights`` defaulting to ones and ``offset`` to zeros of the shape of ``eta`` (``(n,)`` or
+    ``(n, m)``). ``check_rank=False`` skips the identifiability rules (a chunk of a streamed fit
+    is not the whole design).
 
     **Raises:** ``ValueError`` naming the argument (always for shapes, for values when concrete).
     """
     if not isinstance(family, ExponentialFamily):
         raise ValueError(f"`family` must be an ExponentialFamily, got {family!r}")
-    X = _as_array(X, "X")
+    X = as_array(X, "X")
     if X.ndim != 2:
         raise ValueError(f"`X` must be a 2-d array (n, p), got shape {X.shape}")
     n, p = X.shape
@@ -147,27 +148,33 @@ def validate_glm_inputs(
     eta_shape = (n,) if m is None else (n, m)
     coef_shape = (p,) if m is None else (p, m)
 
-    y = _as_array(y, "y", dtype)
+    y = as_array(y, "y", dtype)
     if y.shape != (n,):
         raise ValueError(f"`y` must have shape ({n},) to match `X` {X.shape}, got {y.shape}")
-    weights = jnp.ones((n,), dtype) if weights is None else _as_array(weights, "weights", dtype)
+    weights = jnp.ones((n,), dtype) if weights is None else as_array(weights, "weights", dtype)
     if weights.shape != (n,):
         raise ValueError(f"`weights` must have shape ({n},) to match `X`, got {weights.shape}")
-    offset = jnp.zeros(eta_shape, dtype) if offset is None else _as_array(offset, "offset", dtype)
+    offset = jnp.zeros(eta_shape, dtype) if offset is None else as_array(offset, "offset", dtype)
     if offset.shape not in {eta_shape, (n,)}:
         expected = f"({n},)" if m is None else f"({n},) or ({n}, {m})"
         raise ValueError(f"`offset` must have shape {expected}, got {offset.shape}")
     if offset.shape != eta_shape:
         offset = jnp.broadcast_to(offset[:, None], eta_shape)
-    l2 = _as_array(l2, "l2", dtype)
+    l2 = as_array(l2, "l2", dtype)
     if l2.shape not in {(), coef_shape}:
         raise ValueError(
             f"`l2` must be a scalar or have the coefficient shape {coef_shape}, got {l2.shape}"
         )
+    if start is not None:
+        start = as_array(start, "start", dtype)
+        if start.shape != coef_shape:
+            raise ValueError(f"`start` must have the coefficient shape {coef_shape}, got "
+                             f"{start.shape}")  # fmt: skip
 
-    for value, name in [(X, "X"), (y, "y"), (weights, "weights"), (offset, "offset"), (l2, "l2")]:
+    named = [(X, "X"), (y, "y"), (weights, "weights"), (offset, "offset"), (l2, "l2")]
+    for value, name in named + ([(start, "start")] if start is not None else []):
         _check_finite(value, name)
-    if _is_concrete(weights):
+    if is_concrete(weights):
         w_np = np.asarray(weights)
         if (w_np < 0).any():
             raise ValueError(
@@ -175,16 +182,13 @@ def validate_glm_inputs(
             )
         if not (w_np > 0).any():
             raise ValueError("`weights` are all zero: there is nothing to fit")
-    if _is_concrete(l2) and (np.asarray(l2) < 0).any():
+    if is_concrete(l2) and (np.asarray(l2) < 0).any():
         raise ValueError("`l2` must be non-negative")
-    if _is_concrete(y):
-        if isinstance(family, Binomial):
-            if _is_concrete(weights) and _is_concrete(family.trials):
-                _check_binomial(y, family.trials * weights)
-        else:
-            family.check_support(y, "y")
-    if _is_concrete(X) and _is_concrete(weights) and _is_concrete(l2):
+    if is_concrete(y) and is_concrete(weights) and all(map(is_concrete, jax.tree.leaves(family))):
+        with jax.ensure_compile_time_eval():
+            _check_response(family, y, weights)
+    if check_rank and is_concrete(X) and is_concrete(weights) and is_concrete(l2):
         positive = np.broadcast_to(np.asarray(l2) > 0, coef_shape)
         penalised = positive if positive.ndim == 1 else positive.all(axis=1)
         _check_identifiable(X, weights, penalised)
-    return X, y, weights, offset, l2
+    return X, y, weights, offset, l2, start

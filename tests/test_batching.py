@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from glmjax._batching import batch_indices, num_batches
+from glmjax.nn._batching import batch_indices, num_batches
 
 
 def test_seed_example_has_157_batches_of_64(getkey):

@@ -1,4 +1,4 @@
-"""The derived link (Newton on the convex conjugate) and the derived moments: round trips on grids
+"""The derived link (bisection for a scalar eta, Newton on the convex conjugate for a vector one)
 with extreme values, the implicit derivative against 1/variance, the inverse hessian and finite
 differences, property-based checks, and the seed's vanishing-gradient claim about the sigmoid."""
 
@@ -47,7 +47,7 @@ ROUND_TRIP = {
 @pytest.mark.parametrize("name", list(ROUND_TRIP))
 def test_link_inverts_mean(name):
     family, eta, mu = ROUND_TRIP[name]
-    link = jax.jit(family.link)
+    link = jax.jit(family.conjugate_link)
     mean = family.mean(jnp.asarray(eta))
     back = np.asarray(link(mean))
     # what rounding mean to a few ulps does to eta: eps |mu| |d eta / d mu| = eps |mu| phi / var
@@ -64,7 +64,7 @@ def test_categorical_link_round_trip(minimal):
     eta = rng.normal(scale=10.0, size=(30, 3))
     eta = np.concatenate([eta, [[-200.0, 15.0, 5.0], [20.0, -40.0, 0.0]]])
     full = np.concatenate([eta, np.zeros((len(eta), 1))], axis=1)
-    link = jax.jit(family.link)
+    link = jax.jit(family.conjugate_link)
     if minimal:
         back = link(family.mean(eta))
         # the reference class must be resolved: rounding mu moves eta by ~eps / p_k
@@ -95,8 +95,8 @@ def test_link_derivative_is_inverse_variance(name):
         name,
         np.array([0.2, 0.5, 0.9]) if isinstance(family, gj.Binomial) else np.array([0.3, 1.5, 4.0]),
     )
-    derivative = jax.jit(jax.vmap(jax.grad(family.link)))(jnp.asarray(mu))
-    link = jax.jit(family.link)
+    derivative = jax.jit(jax.vmap(jax.grad(family.conjugate_link)))(jnp.asarray(mu))
+    link = jax.jit(family.conjugate_link)
     eta = link(mu)
     np.testing.assert_allclose(derivative, family.dispersion / family.variance(eta), rtol=1e-12)
     h = 1e-6 * mu
@@ -107,8 +107,8 @@ def test_link_derivative_is_inverse_variance(name):
 def test_categorical_link_jacobian_is_inverse_hessian():
     family = gj.Categorical(4)
     mu = jnp.array([0.2, 0.1, 0.45])
-    link = jax.jit(family.link)
-    jac = jax.jit(jax.jacobian(family.link))(mu)
+    link = jax.jit(family.conjugate_link)
+    jac = jax.jit(jax.jacobian(family.conjugate_link))(mu)
     hess = family.variance(link(mu))
     np.testing.assert_allclose(jac, np.linalg.inv(hess), rtol=1e-10)
     # finite differences, column by column (one batched call)
@@ -122,8 +122,8 @@ def test_full_categorical_link_derivative_is_pseudo_inverse():
     family = gj.Categorical(3, minimal=False)
     mu = jnp.array([0.2, 0.3, 0.5])
     tangent = jnp.array([0.01, -0.03, 0.02])  # along the simplex
-    link = jax.jit(family.link)
-    _, jvp = jax.jit(lambda m, t: jax.jvp(family.link, (m,), (t,)))(mu, tangent)
+    link = jax.jit(family.conjugate_link)
+    _, jvp = jax.jit(lambda m, t: jax.jvp(family.conjugate_link, (m,), (t,)))(mu, tangent)
     hess = family.variance(link(mu))
     np.testing.assert_allclose(jvp, np.linalg.pinv(hess) @ tangent, rtol=1e-9)
     both = link(jnp.stack([mu + 1e-6 * tangent, mu - 1e-6 * tangent]))
@@ -134,24 +134,26 @@ def test_full_categorical_link_derivative_is_pseudo_inverse():
 def test_link_derivative_through_family_parameter():
     """link closes over NegativeBinomial's r: d/dr link(mu) = d/dr log(mu / (mu + r))."""
     mu = 3.0
-    derivative = jax.grad(lambda r: gj.NegativeBinomial(r).link(mu))(2.5)
+    derivative = jax.grad(lambda r: gj.NegativeBinomial(r).conjugate_link(mu))(2.5)
     np.testing.assert_allclose(derivative, -1.0 / (mu + 2.5), rtol=1e-12)
 
 
 def test_link_under_jit_vmap_grad():
     family = gj.Poisson()
     mu = jnp.array([0.5, 2.0, 10.0])
-    np.testing.assert_allclose(jax.vmap(family.link)(mu), np.log(mu), rtol=1e-14)
-    np.testing.assert_allclose(jax.jit(jax.vmap(jax.grad(family.link)))(mu), 1 / mu, rtol=1e-13)
-    second = jax.grad(jax.grad(family.link))(2.0)
+    np.testing.assert_allclose(jax.vmap(family.conjugate_link)(mu), np.log(mu), rtol=1e-14)
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(jax.grad(family.conjugate_link)))(mu), 1 / mu, rtol=1e-13
+    )
+    second = jax.grad(jax.grad(family.conjugate_link))(2.0)
     np.testing.assert_allclose(second, -1 / 4.0, rtol=1e-10)
 
 
 # ----- property-based ---------------------------------------------------------------------------
 
 _SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
-_bernoulli_link = jax.jit(gj.Bernoulli().link)
-_gamma_link = jax.jit(gj.Gamma(2.0).link)
+_bernoulli_link = jax.jit(gj.Bernoulli().conjugate_link)
+_gamma_link = jax.jit(gj.Gamma(2.0).conjugate_link)
 _lp_bernoulli = jax.jit(gj.Bernoulli().log_prob)
 _lp_poisson = jax.jit(gj.Poisson().log_prob)
 

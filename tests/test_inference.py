@@ -1,7 +1,7 @@
-"""`GLMResult` / `make_result` on their own: each quantity against an independent formula (textbook
-unit deviances, scipy log-densities, the Hessian of the objective by autodiff, R's numbers for a
-hand-supplied optimum). Coefficients come from statsmodels or are arbitrary, passed in a `Solution`
-built by hand, so these tests do not depend on the solvers."""
+"""The inference on its own: each quantity against an independent formula (textbook unit
+deviances, scipy log-densities, the Hessian of the objective by autodiff, R's numbers for a
+hand-supplied optimum). Coefficients come from statsmodels or are arbitrary, passed in a
+`Solution` built here, so these tests do not depend on the solvers."""
 
 import jax
 import jax.numpy as jnp
@@ -14,27 +14,36 @@ from numpy.testing import assert_allclose
 from statsmodels.genmod.tests.results.results_glm import Longley
 
 import glmjax as gj
-from glmjax._objective import GLMObjective
-from glmjax._result import _loglik, _saturated, make_result
-from glmjax._solvers import ResultCode, Solution
+from glmjax import _fit, links
+from glmjax._inference import fit_sums, saturated
+from glmjax._objective import GLMObjective, RowLikelihood, Rows
+from glmjax._solution import ResultCode
+from glmjax._solver import Needs, Solution
 from glmjax._validation import validate_glm_inputs
 
 
-def _solution(coef):
-    coef = jnp.asarray(coef)
-    return Solution(
+def _result(X, y, family, coef, *, link=None, information="expected", **kwargs):
+    """`fit_glm`'s inference at the given coefficients (a `Solution` built by hand)."""
+    X, y, w, o, l2, _ = validate_glm_inputs(X, y, family, **kwargs)
+    L, canonical = links.get(link, family)
+    model = RowLikelihood(family, L, canonical)
+    obj = GLMObjective.from_data(model, X, y, w, o, l2)
+    coef = jnp.asarray(coef, X.dtype)
+    solution = Solution(
         coef=coef,
-        n_iter=jnp.array(3),
+        evaluation=obj.evaluate(coef, Needs(hessian="observed")),
+        n_iter=jnp.array(3, jnp.int32),
+        n_evals=jnp.array(4, jnp.int32),
         converged=jnp.array(True),
         grad_norm=jnp.zeros((), coef.dtype),
-        # fit_glm's history length (max_iter + 1): the same shapes share compilations with fits
         history=jnp.zeros(101, coef.dtype),
         result=jnp.array(int(ResultCode.successful), jnp.int32),
     )
-
-
-def _result(X, y, family, coef, **kwargs):
-    return make_result(family, *validate_glm_inputs(X, y, family, **kwargs), _solution(coef))
+    eta0 = _fit._start_eta(model, _fit._mean_statistic(family, X, y, w))
+    refit = bool(np.any(np.asarray(o)))
+    options = (refit, information, True, canonical and information == "expected", False, 1, None)
+    return _fit._infer(model, X, y, w, o, l2, solution, obj.column_scale(), eta0,
+                       jnp.asarray(1e-10), options)  # fmt: skip
 
 
 def _cpunish():
@@ -53,6 +62,7 @@ SATURATED = [
     (gj.Binomial(trials=4.0), [0.0, 0.25, 0.5, 1], lambda y: xlogy(y, y) + xlogy(1 - y, 1 - y)),
     (gj.Gaussian(), [-3.0, 0, 0.5, 40], lambda y: y**2 / 2),
     (gj.Gamma(), [1e-3, 0.5, 1, 2e3], lambda y: -1 - jnp.log(y)),
+    (gj.InverseGaussian(), [1e-3, 0.5, 1, 2e3], lambda y: 0.5 / y),
     (gj.Exponential(), [1e-3, 0.5, 1, 2e3], lambda y: -1 - jnp.log(y)),
     (gj.Geometric(), [0.0, 1, 5, 100], lambda y: xlogy(y, y) - xlogy(1 + y, 1 + y)),
     (
@@ -66,18 +76,16 @@ SATURATED = [
 @pytest.mark.parametrize(("family", "y", "closed"), SATURATED, ids=lambda v: type(v).__name__)
 def test_saturated_value_matches_the_textbook_deviance(family, y, closed):
     y = jnp.asarray(y)
-    t = family.sufficient_statistic(y)
-    start = jnp.full_like(t, family._eta_start)
-    value, _ = jax.jit(lambda t, s: _saturated(family, t, s))(t, start)
+    t = jax.vmap(family.sufficient_statistic)(y)
+    value = jax.jit(jax.vmap(lambda ti: saturated(family, ti)))(t)
     assert_allclose(value, closed(y), rtol=1e-9, atol=1e-10)
 
 
 @pytest.mark.parametrize("minimal", [True, False])
 def test_saturated_categorical_is_zero(minimal):
     family = gj.Categorical(4, minimal=minimal)
-    t = family.sufficient_statistic(jnp.array([0, 1, 2, 3, 3]))
-    start = jnp.linspace(-2.0, 2.0, t.size).reshape(t.shape)
-    value, _ = jax.jit(lambda t, s: _saturated(family, t, s))(t, start)
+    t = jax.vmap(family.sufficient_statistic)(jnp.array([0, 1, 2, 3, 3]))
+    value = jax.jit(jax.vmap(lambda ti: saturated(family, ti)))(t)
     assert_allclose(value, 0.0, atol=1e-10)
 
 
@@ -119,11 +127,15 @@ LOGPMF = [
     ("family", "y", "mu", "link", "logpmf"), LOGPMF, ids=lambda v: type(v).__name__
 )
 def test_loglik_is_the_weighted_sum_of_scipy_log_densities(family, y, mu, link, logpmf):
-    """Fixed-dispersion families: loglik = sum_i w_i log p(y_i; mu_i) (R's frequency weights)."""
+    """Fixed-dispersion families: loglik = sum_i w_i log p(y_i; mu_i) (R's frequency weights), from
+    the per-row sums of `fit_sums` at eta = link(mu)."""
     y, mu = np.asarray(y), np.asarray(mu)
     w = np.array([1.0, 2.0, 0.0, 0.5])
-    t = family.sufficient_statistic(jnp.asarray(y))
-    got = _loglik(family, jnp.asarray(y), t, jnp.asarray(link(mu)), w, w, None, None)
+    model = RowLikelihood(family, links.Canonical(family), True)
+    obj = GLMObjective.from_data(model, np.eye(4), y, w, np.zeros(4), 0.0)
+    rows = Rows(obj.X, obj.y, obj.t, obj.weights, obj.offset)
+    sums = fit_sums(model, jnp.asarray(link(mu)), jnp.zeros(()), rows, information=None)
+    got = sums.log_base + sums.loglik_core / family.dispersion
     assert_allclose(got, np.sum(w * logpmf(y, mu)), rtol=1e-10)
 
 
@@ -156,10 +168,9 @@ def test_covariance_is_the_inverse_hessian_of_the_penalised_objective():
     coef = sm.GLM(y, X, family=sm.families.Poisson()).fit().params
     l2 = 0.01
     res = _result(X, y, gj.Poisson(), coef, l2=l2)
-    objective = GLMObjective.from_data(
-        gj.Poisson(), *validate_glm_inputs(X, y, gj.Poisson(), l2=l2)
-    )
-    H = len(y) * jax.hessian(objective)(jnp.asarray(coef))
+    model = RowLikelihood(gj.Poisson(), links.Canonical(gj.Poisson()), True)
+    objective = GLMObjective.from_data(model, *validate_glm_inputs(X, y, gj.Poisson(), l2=l2)[:5])
+    H = len(y) * jax.hessian(objective.value)(jnp.asarray(coef))
     assert_allclose(np.asarray(res.cov) @ H, np.eye(len(coef)), atol=1e-8)
     assert float(res.scale) == 1.0
     # the null deviance ignores the ridge: closed form of the intercept-only Poisson fit
@@ -197,19 +208,16 @@ def test_binomial_trials_times_weights():
 
 
 def test_vmap_over_results_matches_single_results():
-    """`GLMResult` is a pytree: `make_result` (and so `fit_glm`) vmaps over data sets."""
+    """`GLMResult` is a pytree: the inference (and so `fit_glm`) vmaps over data sets."""
     X, y = _cpunish()
     family = gj.Poisson()
     rng = np.random.default_rng(1)
     ys = np.stack([y, rng.poisson(y + 0.5).astype(float), rng.poisson(y + 1.0).astype(float)])
     coefs = np.stack([sm.GLM(v, X, family=sm.families.Poisson()).fit().params for v in ys])
-    args = [validate_glm_inputs(X, v, family) for v in ys]
-    stacked = [jnp.stack(a) for a in zip(*args, strict=True)]
-    solutions = jax.tree.map(lambda *a: jnp.stack(a), *[_solution(c) for c in coefs])
-    batched = jax.vmap(lambda *a: make_result(family, *a))(*stacked, solutions)
+    batched = jax.vmap(lambda v, c: _result(X, v, family, c))(jnp.asarray(ys), jnp.asarray(coefs))
     assert batched.stderr.shape == (3, X.shape[1])
     for i in range(3):
-        single = make_result(family, *args[i], _solution(coefs[i]))
+        single = _result(X, ys[i], family, coefs[i])
         for field in ["stderr", "cov", "deviance", "null_deviance", "loglik", "aic", "pvalues"]:
             assert_allclose(getattr(batched, field)[i], getattr(single, field), rtol=1e-10)
     with pytest.raises(ValueError, match="single fit"):
@@ -278,3 +286,44 @@ def test_categorical_predict_gives_all_class_probabilities(minimal):
     assert_allclose(res.deviance, -2 * res.loglik, rtol=1e-10)
     assert np.all(np.isfinite(res.stderr)) and res.cov.shape == (p * k - p * minimal,) * 2
     assert float(res.df_resid) == n - p * (k - 1)
+
+
+@pytest.mark.parametrize("information", ["expected", "observed"])
+def test_covariance_follows_the_chosen_information_for_a_probit_link(information):
+    """Probit: cov^-1 = n H with H the observed (jax.hessian of the objective) or the expected
+    information (X^T diag(phi(eta)^2 / (mu (1 - mu))) X, written out here)."""
+    data = sm.datasets.spector.load_pandas()
+    X = sm.add_constant(data.exog.to_numpy(float), prepend=False)
+    y = data.endog.to_numpy(float)
+    probit = sm.families.Binomial(sm.families.links.Probit())
+    coef = sm.GLM(y, X, family=probit).fit(tol=1e-13).params
+    res = _result(X, y, gj.Bernoulli(), coef, link="probit", information=information)
+    if information == "observed":
+        model = RowLikelihood(gj.Bernoulli(), gj.links.Probit(), False)
+        obj = GLMObjective.from_data(model, X, y, np.ones(len(y)), np.zeros(len(y)), 0.0)
+        K = len(y) * jax.hessian(obj.value)(jnp.asarray(coef))
+    else:
+        eta = X @ coef
+        mu, dmu = st.norm.cdf(eta), st.norm.pdf(eta)
+        K = X.T @ (X * (dmu**2 / (mu * (1 - mu)))[:, None])
+    assert_allclose(np.asarray(res.cov) @ K, np.eye(len(coef)), atol=1e-9)
+    assert res.information == information
+
+
+def test_inverse_gaussian_loglik_is_rs_at_its_dispersion():
+    """R's inverse.gaussian()$aic: frequency-weighted log densities at dispersion D / sum(w)."""
+    rng = np.random.default_rng(3)
+    X = np.column_stack([np.ones(60), rng.uniform(0, 1, 60)])
+    coef = np.array([-0.6, -0.3])  # the natural parameter -1/(2 mu^2) < 0
+    mu = 1 / np.sqrt(-2 * (X @ coef))
+    y = rng.wald(mu, 3.0)
+    w = rng.uniform(0.5, 2.0, 60)
+    res = _result(X, y, gj.InverseGaussian(), coef, weights=w)
+    unit = (y - mu) ** 2 / (mu**2 * y)
+    deviance = np.sum(w * unit)
+    phi = deviance / np.sum(w)
+    lam = 1 / phi
+    logpdf = st.invgauss.logpdf(y, mu / lam, scale=lam)
+    assert_allclose(res.deviance, deviance, rtol=1e-12)
+    assert_allclose(res.loglik, np.sum(w * logpdf), rtol=1e-12)
+    assert_allclose(res.scale, np.sum(w * (y - mu) ** 2 / mu**3) / (60 - 2), rtol=1e-12)

@@ -13,7 +13,7 @@ import pytest
 import scipy.special
 
 import glmjax as gj
-from glmjax._batching import batch_indices
+from glmjax.nn._batching import batch_indices
 
 
 def _numpy_forward(model: gj.MLP, X, activation):

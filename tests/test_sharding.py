@@ -22,8 +22,9 @@ _SCRIPT = textwrap.dedent(
     import jax.numpy as jnp
     import numpy as np
     import glmjax as gj
-    from glmjax._objective import GLMObjective
+    from glmjax._objective import GLMObjective, RowLikelihood
     from glmjax._sharding import row_blocks
+    from glmjax._solver import Needs
     
     mesh = jax.make_mesh((4,), ("rows",))
     rng = np.random.default_rng(0)
@@ -51,14 +52,16 @@ _SCRIPT = textwrap.dedent(
         seen = {}
 
         def pieces(X, y):
+            model = RowLikelihood(family, gj.links.Canonical(family), True)
             obj = GLMObjective.from_data(
-                family, X, y, jnp.ones(n), jnp.zeros(n), 0.0, row_blocks=row_blocks(Xs)
+                model, X, y, jnp.ones(n), jnp.zeros(n), 0.0, row_blocks=row_blocks(Xs),
+                chunk_size=100,
             )
             coef = jnp.full(obj.coef_shape, 0.1)
             jax.debug.inspect_array_sharding(
                 obj.eta(coef), callback=lambda s: seen.setdefault("eta", s)
             )
-            return obj.value_and_grad(coef), obj.grad_and_hessian(coef, chunk_size=100)
+            return obj.evaluate(coef, Needs(hessian="observed"))
 
         hlo = jax.jit(pieces).lower(Xs, ys).compile().as_text()
         gathered = re.findall(r"= (\w+\[[^\]]*\])\S* all-gather\(", hlo)

@@ -52,7 +52,7 @@ CASES = [
         gj.Binomial(),
         "y",
         {"y": np.array([0, 0.5, 1, 1.5, 0, 1]), "weights": np.full(N, 2.0)},
-        "[0, 1]",
+        "[0, n]",
     ),
     (
         gj.Binomial(),
@@ -130,7 +130,7 @@ def test_zero_and_constant_columns_are_judged_column_by_column():
 
 
 def test_defaults_and_dtypes():
-    X, y, w, offset, l2 = validate_glm_inputs(_X().astype(int), np.arange(N), gj.Poisson())
+    X, y, w, offset, l2, _ = validate_glm_inputs(_X().astype(int), np.arange(N), gj.Poisson())
     dtype = jnp.result_type(float)  # float64 here: conftest turns on x64
     assert all(a.dtype == dtype for a in (X, y, w, offset, l2))
     np.testing.assert_array_equal(w, np.ones(N))
@@ -138,15 +138,15 @@ def test_defaults_and_dtypes():
     assert l2.shape == ()
 
     # a float32 X sets the dtype of everything
-    X, y, w, offset, l2 = validate_glm_inputs(
+    X, y, w, offset, l2, _ = validate_glm_inputs(
         _X().astype(np.float32), np.arange(N), gj.Poisson(), weights=np.ones(N), l2=np.ones(P)
     )
     assert all(a.dtype == jnp.float32 for a in (X, y, w, offset, l2))
 
     # a vector family: offset of the shape of eta, an (n,) offset broadcast to every entry
-    _, _, _, offset, _ = validate_glm_inputs(_X(), np.arange(N) % 3, gj.Categorical(3))
+    _, _, _, offset, _, _ = validate_glm_inputs(_X(), np.arange(N) % 3, gj.Categorical(3))
     assert offset.shape == (N, 2)
-    _, _, _, offset, _ = validate_glm_inputs(
+    _, _, _, offset, _, _ = validate_glm_inputs(
         _X(), np.arange(N) % 3, gj.Categorical(3, minimal=False), offset=np.arange(N, dtype=float)
     )
     np.testing.assert_array_equal(offset, np.repeat(np.arange(N, dtype=float)[:, None], 3, 1))

@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from . import datasets
+from .. import datasets
 from ._mlp import MLP
 from ._train import accuracy, cross_entropy, train_classifier
 

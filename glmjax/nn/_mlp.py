@@ -18,10 +18,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-
-def _positive_int(value, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
+from .._misc import check_int
 
 
 class MLP(eqx.Module):
@@ -61,10 +58,10 @@ class MLP(eqx.Module):
         key: PRNGKeyArray,
         dtype=None,
     ):
-        _positive_int(in_size, "in_size", 1)
-        _positive_int(out_size, "out_size", 2)
-        _positive_int(width_size, "width_size", 1)
-        _positive_int(depth, "depth", 0)
+        check_int(in_size, "in_size", minimum=1)
+        check_int(out_size, "out_size", minimum=2)
+        check_int(width_size, "width_size", minimum=1)
+        check_int(depth, "depth", minimum=0)
         if not callable(activation):
             raise ValueError(f"`activation` must be callable, got {activation!r}")
         self.mlp = eqx.nn.MLP(

@@ -25,6 +25,7 @@ from jax import lax
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 from tqdm import tqdm
 
+from .._misc import check_int, is_concrete
 from ._batching import batch_indices
 
 
@@ -41,10 +42,6 @@ class TrainHistory(NamedTuple):
     accuracy: Float[Array, " epochs"]
 
 
-def _is_concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
 def _check_X(model, X) -> Float[Array, "n d"]:
     """`X` as a floating `(n, d)` array that `model` maps row by row to a vector of logits."""
     X = jnp.asarray(X)
@@ -57,7 +54,7 @@ def _check_X(model, X) -> Float[Array, "n d"]:
     in_size = getattr(model, "in_size", None)
     if in_size is not None and X.shape[1] != in_size:
         raise ValueError(f"`X` has {X.shape[1]} features per row but the model takes {in_size}")
-    if _is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
+    if is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
         raise ValueError("`X` contains NaN or infinite values")
     return X
 
@@ -83,7 +80,7 @@ def _check_y(y, n: int, num_classes: int) -> Int[Array, " n"]:
         raise ValueError(f"`y` must have shape ({n},) to match `X`, got {y.shape}")
     if not jnp.issubdtype(y.dtype, jnp.integer):
         raise ValueError(f"`y` must hold integer class labels, got dtype {y.dtype}")
-    if _is_concrete(y):
+    if is_concrete(y):
         low, high = int(jnp.min(y)), int(jnp.max(y))
         if low < 0 or high >= num_classes:
             raise ValueError(
@@ -178,10 +175,8 @@ def train_classifier(
         raise ValueError(
             f"`optimizer` must be an optax.GradientTransformation, got {type(optimizer).__name__}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an integer >= 1, got {batch_size!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"`epochs` must be an integer >= 0, got {epochs!r}")
+    check_int(batch_size, "batch_size", minimum=1)
+    check_int(epochs, "epochs", minimum=0)
     X, y = _check_data(model, X, y)
 
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))

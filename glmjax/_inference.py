@@ -1,0 +1,242 @@
+r"""Inference for a fitted GLM, from sums over rows (so in-memory, sharded and streamed fits share
+it), defined as R's ``glm`` and ``summary.glm`` define it.
+
+Notation: ``eta_i = x_i^T coef + offset_i``, ``theta_i`` its natural parameter, ``mu_i`` its mean,
+``v_i = hessian a(theta_i)`` the unit variance, prior weights ``w_i``; ``n_obs`` counts the rows
+with ``w_i > 0`` (R's ``nobs``). Families that estimate their dispersion
+(`ExponentialFamily.estimates_dispersion`: Gaussian, Gamma, inverse Gaussian) use
+``omega_i = w_i``; the others ``omega_i = w_i / phi`` (so `Binomial(trials)` with `weights` has
+``trials * w_i`` trials per row, R's ``weights``).
+
+**Deviance** (R's unscaled deviance): ``D = sum_i 2 omega_i [a*(t_i) - (<theta_i, t_i> -
+a(theta_i))]`` with ``a*(t) = sup_theta <theta, t> - a(theta)`` the saturated model's value: the
+Fenchel-Young bound at ``theta* = link(t')``, ``t'`` the statistic moved a relative ``eps^{3/4}``
+towards the family's central mean (on the boundary of the mean space — a count of 0, a one-hot
+label — the supremum is a limit at infinite ``theta``; the bound's gap is ``O(eps^{3/4})`` there
+and ``O(eps^{3/2})`` inside). Each row's term is clipped at 0 (rounding). ``null_deviance`` is
+``D`` of the intercept-only model (with the same link, offset and weights; fitted again when there
+is an offset) when ``X`` has a constant non-zero column, else of ``eta = offset``, as R.
+
+**Dispersion.** ``scale = X2 / df_resid`` for estimating families, Pearson's
+``X2 = sum_i w_i (t_i - mu_i)^2 / v_i``, as R's ``summary.glm`` (NaN when ``df_resid <= 0``);
+``scale = 1`` otherwise.
+
+**Covariance.** ``cov = scale * K^+`` with the information ``K = n H / phi_f`` (``phi_f`` the
+family's fixed dispersion, 1 for estimating families) and ``H`` the Hessian of `fit_glm`'s
+objective with the expected information (``information="observed"``: observed) — including the
+ridge, so with ``l2 > 0`` this is the inverse Hessian of the penalised likelihood (a
+Laplace/Bayesian covariance; the p-values are then only approximate). ``K`` is inverted after
+scaling it to unit diagonal; the known null directions of an over-parametrised family give the
+covariance of the minimum-norm (sum-zero) coefficients, and any other null direction (collinear
+columns, no information at all) an *infinite* variance of the coefficients involved.
+``stderr = sqrt(diag cov)``, ``zvalues = coef / stderr``; two-sided p-values from the normal
+distribution, or from Student's t with ``df_resid`` degrees of freedom when the dispersion is
+estimated.
+
+**Log-likelihood**, as R's ``logLik.glm``: ``sum_i [lb_i + w_i (<theta_i, t_i> - a(theta_i)) /
+phi]`` with ``lb_i`` the family's `weighted_log_base_measure` (frequency weights ``w_i log b(y_i)``
+for Poisson, Gamma, ...; ``log b`` at dispersion ``phi / w_i`` for the Gaussian; the binomial
+coefficient of ``trials * w_i`` trials for the Binomial), at the family's ``phi``, or for an
+estimating family at R's `loglik_dispersion` (Gaussian ``D / n_obs``, the MLE; Gamma and inverse
+Gaussian ``D / sum w``). ``aic = -2 loglik + 2 k``, ``bic = -2 loglik + log(n_obs) k`` with
+``k = rank (+ 1 for an estimated dispersion)``, ``rank = p x natural_rank``; ``df_resid = n_obs -
+rank``.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import betainc, erfc
+from jaxtyping import Array, Bool, Float, Int
+
+from ._objective import (
+    RowLikelihood,
+    Rows,
+    _masked,
+    fill_null_space,
+    null_projector,
+    packed_kron_gram,
+    unpack_gram,
+)
+from ._solution import ResultCode
+from ._solver import solve_newton
+from ._solver._base import standardised_max
+
+_NOT_OPTIMAL_STEP = 1e-2
+
+
+def saturated(family, t: Array) -> Array:
+    """``a*(t)`` for one row (module docstring), from the family's canonical link."""
+    shrink = jnp.finfo(t.dtype).eps ** 0.75
+    centre = family.mean(jnp.full(t.shape, family.eta_start, t.dtype))
+    best = family.link((1 - shrink) * t + shrink * centre)
+    return jnp.sum(best * t) - family.log_partition(best)
+
+
+class FitSums(eqx.Module):
+    """Sums over rows at the fitted coefficients (they add up over chunks and devices)."""
+
+    deviance: Float[Array, ""]
+    null_deviance: Float[Array, ""]
+    pearson: Float[Array, ""]
+    loglik_core: Float[Array, ""]
+    log_base: Float[Array, ""]
+    weight_sum: Float[Array, ""]
+    nobs: Int[Array, ""]
+    fisher: Float[Array, "p p *u"] | None
+
+
+def fit_sums(
+    model: RowLikelihood, coef, null_coef, rows: Rows, *, information: str | None
+) -> FitSums:
+    """`FitSums` of one chunk of rows; ``null_coef`` is the null model's ``eta - offset``;
+    ``information`` (``None``: skip) the curvature of the Fisher information to add up."""
+    family = model.family
+    X, t, w = rows.X, rows.t, rows.weights
+    eta = X @ coef + rows.offset
+    omega = w if family.estimates_dispersion else w / jnp.asarray(family.dispersion, w.dtype)
+    sat = jax.vmap(lambda ti: saturated(family, ti))(t)
+
+    def loglik_rows(eta):
+        theta = jax.vmap(model.natural)(eta)
+        return jnp.sum(theta * t, axis=-1) if t.ndim > 1 else theta * t, theta
+
+    def deviance(eta):
+        inner, theta = loglik_rows(eta)
+        ll = inner - jax.vmap(family.log_partition)(theta)
+        return jnp.sum(_masked(omega, jnp.maximum(2 * (sat - ll), 0.0))), ll
+
+    dev, ll = deviance(eta)
+    null_dev, _ = deviance(rows.offset + null_coef)
+    if family.estimates_dispersion:
+        mu = jax.vmap(model.mean)(eta)
+        unit_variance = jax.vmap(jax.hessian(family.log_partition))(jax.vmap(model.natural)(eta))
+        pearson = jnp.sum(_masked(w, (t - mu) ** 2 / unit_variance))
+    else:
+        pearson = jnp.zeros((), X.dtype)
+    log_base = jnp.sum(jax.vmap(family.weighted_log_base_measure)(rows.y, w))
+    fisher = None
+    if information is not None:
+        curv = jax.vmap(lambda e, ti: model.curvature(e, ti, information))(eta, t)
+        fisher = packed_kron_gram(X, w, curv)
+    return FitSums(
+        deviance=dev,
+        null_deviance=null_dev,
+        pearson=pearson,
+        loglik_core=jnp.sum(_masked(w, ll)),
+        log_base=log_base,
+        weight_sum=jnp.sum(jnp.where(w > 0, w, 0.0)),
+        nobs=jnp.sum(w > 0),
+        fisher=fisher,
+    )
+
+
+def log_base_at(family, phi, rows: Rows) -> Float[Array, ""]:
+    """``sum_i lb_i`` of an estimating family at dispersion ``phi`` (its log-likelihood's
+    ``log b`` part at R's `loglik_dispersion`; a sum over rows of ``y`` alone)."""
+    at = family.with_dispersion(phi)
+    return jnp.sum(jax.vmap(at.weighted_log_base_measure)(rows.y, rows.weights))
+
+
+def covariance(H: Float[Array, "q q"], factor, P) -> tuple[Float[Array, "q q"], Bool[Array, " q"]]:
+    """``(factor * H)^+`` (module docstring: unit-diagonal scaling, the known null space ``P``
+    filled then removed) and which coefficients lie in an unexpected null direction (their
+    variance is set to ``inf``)."""
+    K = factor * H
+    q = K.shape[0]
+    filled = fill_null_space(K, P)
+    diag = jnp.diagonal(filled)
+    d = 1 / jnp.sqrt(jnp.where(diag > 0, diag, 1))
+    e, V = jnp.linalg.eigh(d[:, None] * filled * d[None, :])
+    keep = e > q * jnp.finfo(K.dtype).eps * jnp.max(e)
+    inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
+    dV = d[:, None] * V
+    cov = (dV * inv) @ dV.T
+    if P is not None:
+        cov = cov - P.astype(K.dtype) / (jnp.trace(K) / q)
+    unidentified = jnp.sum(jnp.where(keep, 0.0, V**2), axis=1) > jnp.sqrt(jnp.finfo(K.dtype).eps)
+    cov = jnp.where(jnp.diag(unidentified), jnp.inf, cov)
+    return cov, unidentified
+
+
+def infer(
+    family,
+    coef,
+    grad,
+    sums: FitSums,
+    log_base_estimated,
+    *,
+    hessian,
+    n_rows: int,
+    has_intercept,
+    l2,
+    result,
+    covariance_: bool,
+    check_optimum: bool,
+    scale_columns,
+) -> tuple[dict, Array]:
+    """The inference quantities (module docstring) from `FitSums` and, for an estimating family,
+    ``log_base_estimated(phi)`` (its ``sum lb_i`` at a dispersion), as a dict of `GLMResult`
+    fields, and the result code. ``hessian`` is the Hessian of the objective at ``coef`` with the
+    wanted information (ridge included); ``check_optimum`` (first-order solvers): a
+    `ResultCode.successful` becomes `ResultCode.not_optimal` when a Newton step would still move
+    the standardised coefficients by more than ``1e-2 (1 + max |coef s|)``. Every floating
+    quantity is NaN when the fit had no valid start or invalid data."""
+    dtype = coef.dtype
+    p = coef.shape[0]
+    nobs = sums.nobs
+    rank = p * family.natural_rank
+    df_resid = (nobs - rank).astype(dtype)
+    df_null = (nobs - jnp.where(has_intercept, family.natural_rank, 0)).astype(dtype)
+    estimated = family.estimates_dispersion
+    if estimated:
+        scale = jnp.where(
+            df_resid > 0, sums.pearson / jnp.where(df_resid > 0, df_resid, 1), jnp.nan
+        )
+        phi = family.loglik_dispersion(sums.deviance, sums.weight_sum, nobs.astype(dtype))
+        loglik = log_base_estimated(phi) + sums.loglik_core / phi
+    else:
+        scale = jnp.ones((), dtype)
+        loglik = sums.log_base + sums.loglik_core / jnp.asarray(family.dispersion, dtype)
+    k = rank + (1 if estimated else 0)
+    P = null_projector(family, l2, coef.shape)
+    stderr = cov = zvalues = pvalues = None
+    if covariance_:
+        phi_fixed = 1.0 if estimated else family.dispersion
+        unscaled, _ = covariance(hessian, n_rows / jnp.asarray(phi_fixed, dtype), P)
+        cov = scale * unscaled
+        stderr = jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape)
+        zvalues = coef / stderr
+        if estimated:
+            pvalues = betainc(0.5 * df_resid, 0.5, df_resid / (df_resid + zvalues**2))
+        else:
+            pvalues = erfc(jnp.abs(zvalues) / jnp.sqrt(2.0))
+    if check_optimum and hessian is not None:
+        step, _ = solve_newton(fill_null_space(hessian, P), grad.reshape(-1))
+        moves = standardised_max(step.reshape(coef.shape), scale_columns)
+        limit = _NOT_OPTIMAL_STEP * (1 + standardised_max(coef, scale_columns))
+        result = jnp.where(
+            (result == ResultCode.successful) & ~(moves <= limit), ResultCode.not_optimal, result
+        ).astype(jnp.int32)
+    void = (result == ResultCode.nonfinite) | (result == ResultCode.invalid_data)
+    fields = {
+        "stderr": stderr,
+        "cov": cov,
+        "zvalues": zvalues,
+        "pvalues": pvalues,
+        "loglik": loglik,
+        "deviance": sums.deviance,
+        "null_deviance": sums.null_deviance,
+        "aic": -2 * loglik + 2 * k,
+        "bic": -2 * loglik + jnp.log(nobs.astype(dtype)) * k,
+        "scale": scale,
+    }
+    fields = {key: None if v is None else jnp.where(void, jnp.nan, v) for key, v in fields.items()}
+    fields.update(df_resid=df_resid, df_null=df_null, nobs=nobs, has_intercept=has_intercept)
+    return fields, result
+
+
+def fisher_hessian(sums: FitSums, family, l2, coef_shape, n_rows: int) -> Float[Array, "q q"]:
+    """The penalised Hessian of the objective from the summed Fisher information."""
+    l2 = jnp.broadcast_to(l2, coef_shape).reshape(-1)
+    return unpack_gram(sums.fisher, family.natural_dim) / n_rows + jnp.diag(l2)
