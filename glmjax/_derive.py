@@ -160,7 +160,7 @@ class _Conjugate(eqx.Module):
     mu: Float[Array, " m"]
     scale: Float[Array, ""]
 
-    def evaluate(self, coef, needs):
+    def evaluate(self, coef, needs, start=True):
         eta = coef[0]
         a = self.family.log_partition(eta)
         inner = eta * self.mu

@@ -15,7 +15,8 @@ from ._solver import Solution, Solver
 
 
 def minimise(problem, solver: Solver, coef0: Array, *, max_iter: int, tol, scale) -> Solution:
-    """Minimise ``problem`` (an objective with ``evaluate(coef, needs)``) from ``coef0``.
+    """Minimise ``problem`` (an objective with ``evaluate(coef, needs, start)``; ``start``:
+    whether this is the start's evaluation) from ``coef0``.
 
     - `max_iter`: most accepted steps (static: the length of `Solution.history`).
     - `tol`: the convergence tolerance (`glmjax._solver._base`); may be traced.
@@ -25,7 +26,8 @@ def minimise(problem, solver: Solver, coef0: Array, *, max_iter: int, tol, scale
     needs = solver.needs()
 
     def body(state):
-        return solver.step(problem, state, problem.evaluate(solver.trial(state), needs))
+        ev = problem.evaluate(solver.trial(state), needs, start=~state.started)
+        return solver.step(problem, state, ev)
 
     final = lax.while_loop(lambda state: state.result == RUNNING, body, state)
     return solver.postprocess(final)

@@ -119,8 +119,9 @@ class Rows(NamedTuple):
     offset: Float[Array, "c *m"]
 
 
-def evaluation_sums(model: RowLikelihood, coef, rows: Rows, needs: Needs) -> dict:
-    """The sums over one chunk of rows behind an `Evaluation` (they add up over chunks)."""
+def evaluation_sums(model: RowLikelihood, coef, rows: Rows, needs: Needs, start=True) -> dict:
+    """The sums over one chunk of rows behind an `Evaluation` (they add up over chunks);
+    ``start`` (a bool, may be traced): whether a ``hess_diag="start"`` diagonal is computed."""
     X, t, w = rows.X, rows.t, rows.weights
     eta = X @ coef + rows.offset
     value, scale = jax.vmap(model.nll)(eta, t)
@@ -129,14 +130,27 @@ def evaluation_sums(model: RowLikelihood, coef, rows: Rows, needs: Needs) -> dic
         "f_scale": jnp.sum(_masked(w, scale)),
         "grad": X.T @ _masked(w, jax.vmap(model.score)(eta, t)),
     }
-    if needs.hessian is not None or needs.hess_diag:
-        information = needs.hessian or "observed"
-        curv = jax.vmap(lambda e, t: model.curvature(e, t, information))(eta, t)
-        if needs.hessian is not None:
-            sums["hessian"] = packed_kron_gram(X, w, curv)
+    information = needs.hessian or "observed"
+
+    def curvature():
+        return jax.vmap(lambda e, t: model.curvature(e, t, information))(eta, t)
+
+    def diagonal(curv):
+        diag = curv if curv.ndim == 1 else jnp.diagonal(curv, axis1=1, axis2=2)
+        return (X**2).T @ _masked(w, diag)
+
+    if needs.hessian is not None:
+        curv = curvature()
+        sums["hessian"] = packed_kron_gram(X, w, curv)
         if needs.hess_diag:
-            diag = curv if curv.ndim == 1 else jnp.diagonal(curv, axis1=1, axis2=2)
-            sums["hess_diag"] = (X**2).T @ _masked(w, diag)
+            sums["hess_diag"] = diagonal(curv)
+    elif needs.hess_diag == "start":
+        shape = jax.eval_shape(lambda: diagonal(curvature()))
+        sums["hess_diag"] = lax.cond(
+            start, lambda: diagonal(curvature()), lambda: jnp.zeros(shape.shape, shape.dtype)
+        )
+    elif needs.hess_diag:
+        sums["hess_diag"] = diagonal(curvature())
     return sums
 
 
@@ -282,16 +296,17 @@ class GLMObjective(eqx.Module):
         return self.chunked_sum(block) / self.X.shape[0] + 0.5 * jnp.sum(self.l2 * coef**2)
 
     def evaluate(
-        self, coef: Float[Array, "p *m"], needs: Needs = _VALUE_AND_GRADIENT
+        self, coef: Float[Array, "p *m"], needs: Needs = _VALUE_AND_GRADIENT, start=True
     ) -> Evaluation:
         """The objective, the magnitude of its terms, the gradient and what ``needs`` asks for
         (a structured Hessian, its diagonal), in one pass over the rows; ``needs.hessian ==
-        "full"`` is ``jax.hessian`` of `value` (the reference)."""
+        "full"`` is ``jax.hessian`` of `value` (the reference). ``start``: whether this is the
+        start's evaluation (see `Needs.hess_diag`)."""
         if needs.hessian == "full":
-            ev = self.evaluate(coef, Needs(hess_diag=needs.hess_diag))
+            ev = self.evaluate(coef, Needs(hess_diag=needs.hess_diag), start)
             H = jax.hessian(self.value)(coef).reshape(self.n_params, self.n_params)
             return Evaluation(ev.f, ev.f_scale, ev.grad, H, ev.hess_diag)
-        sums = self.chunked_sum(lambda rows: evaluation_sums(self.model, coef, rows, needs))
+        sums = self.chunked_sum(lambda rows: evaluation_sums(self.model, coef, rows, needs, start))
         return finish_evaluation(sums, coef, self.l2, self.X.shape[0], self.family.natural_dim)
 
     def hvp_at(self, coef: Float[Array, "p *m"], information: str = "observed"):

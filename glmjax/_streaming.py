@@ -168,8 +168,8 @@ def _chunk_values(model, coefs, X, y, w, offset):
 
 
 @eqx.filter_jit
-def _chunk_evaluation(model, coef, needs, X, y, w, offset) -> dict:
-    return evaluation_sums(model, coef, _rows(model.family, X, y, w, offset), needs)
+def _chunk_evaluation(model, coef, needs, start, X, y, w, offset) -> dict:
+    return evaluation_sums(model, coef, _rows(model.family, X, y, w, offset), needs, start)
 
 
 @eqx.filter_jit
@@ -276,9 +276,9 @@ def _run(solver: Solver, model, passes: _Passes, coef0, l2, *, max_iter, tol, sc
     """The solver loop with one pass per evaluation."""
     problem = _StreamProblem(model.family, l2, coef0.shape, model.canonical)
 
-    def evaluate(coef, needs):
+    def evaluate(coef, needs, start: bool):
         sums = passes(
-            lambda X, y, w, o: _chunk_evaluation(model, coef, needs, X, y, w, o),
+            lambda X, y, w, o: _chunk_evaluation(model, coef, needs, start, X, y, w, o),
             f"pass {passes.count + 1}",
             design=design,
         )
@@ -288,7 +288,8 @@ def _run(solver: Solver, model, passes: _Passes, coef0, l2, *, max_iter, tol, sc
     state = _init(solver, problem, coef0, max_iter, tol, scale)
     needs = solver.needs()
     while int(state.result) == RUNNING:
-        state = _step(solver, problem, state, evaluate(solver.trial(state), needs))
+        ev = evaluate(solver.trial(state), needs, not bool(state.started))
+        state = _step(solver, problem, state, ev)
         if bar is not None:
             bar.update(int(state.n_steps) - bar.n)
             bar.set_postfix(objective=f"{float(state.evaluation.f):.10g}", passes=passes.count)

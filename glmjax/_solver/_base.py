@@ -60,11 +60,13 @@ class Needs(NamedTuple):
 
     - `hessian`: ``None``; ``"observed"`` or ``"expected"`` (the structured GLM Hessian with
       that information); ``"full"`` (``jax.hessian`` of the whole objective, the reference).
-    - `hess_diag`: the Hessian's diagonal (gradient descent's step length).
+    - `hess_diag`: the Hessian's diagonal: ``True`` at every evaluation, ``"start"`` at the
+      start's only (zeros after: gradient descent's first step length, without the per-row
+      curvature at every iteration), ``False`` never.
     """
 
     hessian: str | None = None
-    hess_diag: bool = False
+    hess_diag: bool | str = False
 
 
 class Evaluation(eqx.Module):

@@ -16,9 +16,9 @@ class SteepestDescent(AbstractDescent):
     """``d = -grad f / L0`` (module docstring); the state is ``1 / L0``."""
 
     def needs(self) -> Needs:
-        # every evaluation computes the diagonal (one more product with X^2): only the start's is
-        # used, but one kind of evaluation keeps one compiled copy of it in the loop
-        return Needs(hess_diag=True)
+        # only the start's diagonal is used: the per-row curvature behind it (a k x k Hessian per
+        # row for softmax, 3x a gradient pass) is computed there alone
+        return Needs(hess_diag="start")
 
     def init(self, problem, coef, evaluation):
         trace = jnp.sum(evaluation.hess_diag)
