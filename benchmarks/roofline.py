@@ -6,7 +6,11 @@ the structured Hessian assembly (``GLMObjective.evaluate(coef, Needs(hessian="ob
 which also computes the objective and its gradient: ``O(n p m)`` next to the Hessian's
 ``O(n p^2 m^2)``) is timed and reported as GFLOP/s and as a fraction of the reference rate,
 together with Newton's linear solve (`glmjax._solver.solve_newton`) and the Cholesky and eigh it
-is made of.
+is made of. A gradient pass (``evaluate(coef)``: objective and gradient, what L-BFGS and each
+Newton-CG product cost) is memory-bound: it is reported as GB/s of ``X`` read (``8 n D`` bytes:
+each chunk of rows is read from memory once, ``X @ coef`` and ``X^T r`` both use it while it is
+in cache) and as a fraction of the machine's streaming rate, measured as a column sum of a
+float64 array of 1 GB (128 MB with ``--quick``).
 """
 
 import time
@@ -32,6 +36,7 @@ SYMMETRY_NOTE = (
 )
 
 _hessian = jax.jit(lambda obj, coef: obj.evaluate(coef, Needs(hessian="observed")).hessian)
+_gradient = jax.jit(lambda obj, coef: obj.evaluate(coef).grad)
 _cholesky = jax.jit(jnp.linalg.cholesky)
 _eigh = jax.jit(jnp.linalg.eigh)
 _solve_newton = jax.jit(lambda H: solve_newton(H, H[0])[0])
@@ -71,7 +76,16 @@ def xtx_rate(quick: bool) -> dict:
     }
 
 
-def hessian_rate(name: str, quick: bool, peak_gflops: float) -> dict:
+def stream_rate(quick: bool) -> dict:
+    """The memory-bandwidth reference: a column sum of a tall float64 array, in JAX."""
+    n, D = (2_000_000, 8) if quick else (4_000_000, 32)
+    A = jnp.asarray(np.random.default_rng(2).standard_normal((n, D)))
+    seconds = timeit(jax.jit(lambda A: jnp.sum(A, axis=0)), A)
+    gbs = 8 * n * D / seconds / 1e9
+    return {"n": n, "D": D, "bytes": 8 * n * D, "seconds": seconds, "gbs": gbs}
+
+
+def hessian_rate(name: str, quick: bool, peak_gflops: float, peak_gbs: float) -> dict:
     """One workload's Hessian assembly rate and Newton solve times."""
     problem = make_problem(name, quick)
     obj = objective(problem, True)
@@ -79,6 +93,7 @@ def hessian_rate(name: str, quick: bool, peak_gflops: float) -> dict:
     n, p = obj.X.shape
     m = obj.family.natural_dim or 1
     seconds = timeit(_hessian, obj, coef)
+    gradient_seconds = timeit(_gradient, obj, coef)
     H = _hessian(obj, coef)
     flops = 2 * n * p * p * m * m
     # the assembly contracts only the m (m + 1) / 2 upper entries of each hess a(eta_i)
@@ -95,6 +110,9 @@ def hessian_rate(name: str, quick: bool, peak_gflops: float) -> dict:
         "gflops_performed": performed / seconds / 1e9,
         "fraction_of_xtx": flops / seconds / 1e9 / peak_gflops,
         "fraction_of_xtx_performed": performed / seconds / 1e9 / peak_gflops,
+        "gradient_seconds": gradient_seconds,
+        "gradient_gbs": 8 * n * p / gradient_seconds / 1e9,
+        "gradient_fraction_of_stream": 8 * n * p / gradient_seconds / 1e9 / peak_gbs,
         "chunk_rows": default_chunk_size(n, obj.family.natural_dim, p),
         # Newton's solve: Cholesky, and the eigh it falls back to when H is singular
         # (Categorical(k, minimal=False) with an unpenalised intercept row)
@@ -106,8 +124,9 @@ def hessian_rate(name: str, quick: bool, peak_gflops: float) -> dict:
 
 def bench_roofline(quick: bool, out: Path) -> dict:
     xtx = xtx_rate(quick)
+    stream = stream_rate(quick)
     hessians = {
-        name: hessian_rate(name, quick, xtx["jax_gflops"])
+        name: hessian_rate(name, quick, xtx["jax_gflops"], stream["gbs"])
         for name in tqdm(QUICK_WORKLOADS if quick else WORKLOADS, desc="roofline", unit="problem")
     }
-    return {"xtx": xtx, "hessians": hessians, "symmetry_note": SYMMETRY_NOTE}
+    return {"xtx": xtx, "stream": stream, "hessians": hessians, "symmetry_note": SYMMETRY_NOTE}

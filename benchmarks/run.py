@@ -3,12 +3,12 @@
 Each benchmark writes ``<name>.json`` (the scale ones ``scale_<name>.json``) to the results folder
 with every number, the machine (`glmjax._bench.machine_info`: CPU, library versions, BLAS kernels
 and thread counts, environment) and its wall seconds; then ``README_table.md`` is regenerated from
-all the JSON files there (`benchmarks.table`). Without names: solvers, peers, roofline, mlp; the
-others run only when named. ``--quick`` uses small problems (their descriptions state the sizes)
-and writes to ``benchmarks/results/quick`` unless ``--out`` says otherwise. Exit status 0; 1 when
-a second-order method missed its target (solvers) or a glmjax or peer fit did not reach the common
-objective (peers); 2 for an unknown name. Run with ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE``
-unset (see ``benchmarks/README.md``).
+all the JSON files there (`benchmarks.table`). Without names: solvers, peers, profile, roofline,
+mlp; the others run only when named. ``--quick`` uses small problems (their descriptions state the
+sizes) and writes to ``benchmarks/results/quick`` unless ``--out`` says otherwise. Exit status 0; 1
+when a second-order method missed its target (solvers) or a glmjax or peer fit did not reach the
+common objective (peers); 2 for an unknown name. Run with ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` unset (see ``benchmarks/README.md``).
 """
 
 import argparse
@@ -46,6 +46,11 @@ BENCHMARKS = {
         "roofline",
         "X^T X rate; each workload's Hessian assembly GFLOP/s; Cholesky/eigh/solve seconds",
     ),
+    "profile": Benchmark(
+        "benchmarks.profile:bench_profile",
+        "profile",
+        "fit_glm's pieces (validate, start, solve, infer) and one evaluation's cost, per method",
+    ),
     "mlp": Benchmark(
         "benchmarks.mlp:bench_mlp",
         "mlp",
@@ -72,7 +77,7 @@ BENCHMARKS = {
         "10,000 Poisson fits by one vmapped fit_glm vs a statsmodels loop",
     ),
 }
-DEFAULT = ["solvers", "peers", "roofline", "mlp"]
+DEFAULT = ["solvers", "peers", "profile", "roofline", "mlp"]
 
 
 def _load(target: str):

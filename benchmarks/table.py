@@ -160,6 +160,7 @@ def _roofline(r: dict) -> list[str]:
     title = (
         f"Roofline: float64 `X^T X` ({x['n']:,} x {x['D']}) runs at {x['jax_gflops']:.1f} "
         f"GFLOP/s in JAX ({x['numpy_gflops']:.1f} in numpy)"
+        + (f"; a column sum streams {r['stream']['gbs']:.1f} GB/s" if "stream" in r else "")
     )
     columns = [
         "problem",
@@ -174,6 +175,9 @@ def _roofline(r: dict) -> list[str]:
         "Cholesky s",
         "eigh s",
         "Newton solve s",
+        "gradient s",
+        "gradient GB/s (8nD)",
+        "fraction of stream rate",
     ]
     rows = [
         [
@@ -189,10 +193,39 @@ def _roofline(r: dict) -> list[str]:
             _s(h["cholesky_seconds"]),
             _s(h["eigh_seconds"]),
             _s(h.get("solve_newton_seconds", h.get("solve_psd_seconds"))),
+            _s(h["gradient_seconds"]) if "gradient_seconds" in h else "-",
+            f"{h['gradient_gbs']:.1f}" if "gradient_gbs" in h else "-",
+            f"{h['gradient_fraction_of_stream']:.0%}" if "gradient_gbs" in h else "-",
         ]
         for name, h in r["hessians"].items()
     ]
     note = r["symmetry_note"]
+    return _section(title, columns, rows, note)
+
+
+def _profile(r: dict) -> list[str]:
+    title = "Profile: where `fit_glm`'s seconds go (float64, medians of 3, compile excluded)"
+    columns = [
+        "problem", "method", "fit_glm s", "validate s", "start s", "solve s", "infer s",
+        "iterations", "evaluations", "value s", "gradient s", "Hessian s",
+    ]  # fmt: skip
+    rows = []
+    for name, w in r["workloads"].items():
+        ev = w["evaluation_seconds"]
+        for f in w["fit_glm"]:
+            method = f["method"]
+            if f["resolved_method"] != method:
+                method += f" ({f['resolved_method']})"
+            rows.append([
+                name, method, _s(f["fit_glm_seconds"]), _s(f["validate_seconds"]),
+                _s(f["start_seconds"]), _s(f["solve_seconds"]), _s(f["infer_seconds"]),
+                f["n_iter"], f["n_evals"], _s(ev["value"]), _s(ev["gradient"]), _s(ev["hessian"]),
+            ])  # fmt: skip
+    note = (
+        "validate: conversion to JAX arrays and the host-side checks; start: g(mean T(y)); "
+        "solve: the solver loop with its start; infer: deviances, log-likelihood, covariance. "
+        "The pieces are timed apart, so they need not add up to fit_glm exactly"
+    )
     return _section(title, columns, rows, note)
 
 
@@ -315,6 +348,7 @@ def _scale_many_poisson(r: dict) -> list[str]:
 _SECTIONS = {
     "solvers": _solvers,
     "peers": _peers,
+    "profile": _profile,
     "roofline": _roofline,
     "mlp": _mlp,
     "device": _device,

@@ -7,6 +7,7 @@ Three compiled pieces, each reused by later fits with the same shapes and option
 import warnings
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
@@ -54,43 +55,48 @@ def _start_eta(model: RowLikelihood, mean):
 
 
 @eqx.filter_jit
-def _solve(model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks, chunk_size):
-    # model's static parts, solver, max_iter, blocks and chunk_size are static (hashed) here: a
-    # second fit with the same shapes and options reuses the compiled loop
+def _solve(
+    model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks, chunk_size, checked
+):
+    # model's static parts, solver, max_iter, blocks, chunk_size and `checked` (the data were
+    # validated on the host: no check in the graph) are static (hashed) here: a second fit with
+    # the same shapes and options reuses the compiled loop
     objective = GLMObjective.from_data(
         model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
     )
-    coef0 = start_coef(objective, eta0) if start is None else start
-    scale = objective.column_scale()
-    solution = minimise(objective, solver, coef0, max_iter=max_iter, tol=tol, scale=scale)
-    result = jnp.where(objective.data_valid(), solution.result, ResultCode.invalid_data)
-    return eqx.tree_at(lambda s: s.result, solution, result.astype(jnp.int32)), scale
+    columns = objective.column_summary()
+    coef0 = start_coef(objective, eta0, columns.intercepts) if start is None else start
+    solution = minimise(objective, solver, coef0, max_iter=max_iter, tol=tol, scale=columns.scale)
+    if not checked:
+        result = jnp.where(objective.data_valid(), solution.result, ResultCode.invalid_data)
+        solution = eqx.tree_at(lambda s: s.result, solution, result.astype(jnp.int32))
+    return solution, columns
 
 
-def null_coefficient(objective: GLMObjective, eta0, *, refit: bool, tol):
+def null_coefficient(objective: GLMObjective, eta0, has_intercept, *, refit: bool, tol):
     """The null model's ``eta - offset``: with an intercept column, ``g(mean T)`` or (``refit``,
     for an offset) the intercept-only fit; without one, 0 (``eta = offset``)."""
     X = objective.X
-    has_intercept = jnp.any(jnp.all(X == X[:1], axis=0) & (X[0] != 0))
     if refit:
         ones = jnp.ones((X.shape[0], 1), X.dtype)
         null = eqx.tree_at(lambda o: (o.X, o.l2), objective, (ones, jnp.zeros((), X.dtype)))
-        c0 = start_coef(null, eta0)
+        c0 = start_coef(null, eta0, jnp.ones(1, bool))
         c = minimise(null, _NULL_SOLVER, c0, max_iter=100, tol=tol, scale=jnp.ones_like(c0))
         c = c.coef[0]
     else:
         c = jnp.asarray(eta0, X.dtype)
-    return jnp.where(has_intercept, c, 0.0), has_intercept
+    return jnp.where(has_intercept, c, 0.0)
 
 
 @eqx.filter_jit
-def _infer(model, X, y, w, offset, l2, solution, scale, eta0, tol, options) -> GLMResult:
+def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, options) -> GLMResult:
     refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size = options
     objective = GLMObjective.from_data(
         model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
     )
     family, coef, n = model.family, solution.coef, X.shape[0]
-    null_coef, has_intercept = null_coefficient(objective, eta0, refit=refit_null, tol=tol)
+    has_intercept = jnp.any(columns.intercepts)
+    null_coef = null_coefficient(objective, eta0, has_intercept, refit=refit_null, tol=tol)
     fisher = None if reuse or not covariance else information
     sums = objective.chunked_sum(
         lambda rows: fit_sums(model, coef, null_coef, rows, information=fisher)
@@ -115,7 +121,7 @@ def _infer(model, X, y, w, offset, l2, solution, scale, eta0, tol, options) -> G
         result=solution.result,
         covariance_=covariance,
         check_optimum=check_optimum,
-        scale_columns=scale,
+        scale_columns=columns.scale,
     )
     return assemble(model, solution, inference, information)
 
@@ -184,7 +190,7 @@ def fit_glm(
     family: ExponentialFamily,
     *,
     link=None,
-    method="newton",
+    method="auto",
     weights: ArrayLike | None = None,
     offset: ArrayLike | None = None,
     l2: ArrayLike = 0.0,
@@ -210,9 +216,11 @@ def fit_glm(
     - `link`: ``None`` (the family's canonical link), a name (``"identity"``, ``"log"``,
       ``"logit"``, ``"probit"``, ``"cauchit"``, ``"cloglog"``, ``"loglog"``, ``"inverse"``,
       ``"inverse_squared"``, ``"sqrt"``), `glmjax.links.Power(p)` or any `glmjax.Link`.
-    - `method`: ``"newton"`` (observed information), ``"irls"`` (Fisher scoring), ``"newton-cg"``
-      (Hessian-free), ``"gd"``, ``"lbfgs"``, a `glmjax.solvers.Solver`, or any
-      ``optax.GradientTransformation`` (reuse the same object: a new one compiles anew).
+    - `method`: ``"auto"`` (exact Newton, or Newton-CG when a Hessian costs more than about 40
+      Hessian-vector products: `glmjax.solvers.auto_method`), ``"newton"`` (observed
+      information), ``"irls"`` (Fisher scoring), ``"newton-cg"`` (Hessian-free), ``"gd"``,
+      ``"lbfgs"``, a `glmjax.solvers.Solver`, or any ``optax.GradientTransformation`` (reuse
+      the same object: a new one compiles anew).
     - `weights`: prior weights `(n,)` (R's `weights`, statsmodels' `var_weights`); default ones.
     - `offset`: added to the linear predictor, `(n,)` (or `(n, m)`); default zeros.
     - `l2`: ridge penalty, a scalar or an array broadcastable to `coef` (0 for unpenalised rows).
@@ -246,7 +254,6 @@ def fit_glm(
     probit = gj.fit_glm(X, np.array([0, 1, 0, 1]), gj.Bernoulli(), link="probit")
     ```
     """
-    solver = make_solver(method, hessian=hessian)
     check_choice(hessian, "hessian", ("structured", "full"))
     link, canonical = links.get(link, family)
     check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance)
@@ -254,13 +261,16 @@ def fit_glm(
     X, y, weights, offset, l2, start = validate_glm_inputs(
         X, y, family, weights=weights, offset=offset, l2=l2, start=start
     )
+    solver = make_solver(method, hessian=hessian, shape=X.shape + (family.natural_dim,))
     model = RowLikelihood(family, link, canonical)
     eta0 = _start_eta(model, _mean_statistic(family, X, y, weights))
     tol = jnp.asarray(tol, X.dtype)
     blocks = row_blocks(X)
-    solution, scale = _solve(
+    # concrete data were validated on the host: the compiled fit need not check them again
+    checked = all(map(is_concrete, (X, y, weights, offset, *jax.tree.leaves(family))))
+    solution, columns = _solve(
         model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
-        chunk_size,
+        chunk_size, checked,
     )  # fmt: skip
     refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
     options = (
@@ -272,6 +282,6 @@ def fit_glm(
         blocks,
         chunk_size,
     )
-    fit = _infer(model, X, y, weights, offset, l2, solution, scale, eta0, tol, options)
+    fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, options)
     warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
     return fit

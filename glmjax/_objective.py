@@ -342,12 +342,21 @@ class GLMObjective(eqx.Module):
         """`fill_null_space` with this objective's known null space (`null_projector`)."""
         return fill_null_space(H, null_projector(self.family, self.l2, self.coef_shape))
 
-    def column_scale(self) -> Float[Array, "p *m"]:
-        """The root mean square of each column of ``X`` over the weighted rows (1 for an all-zero
-        column), broadcast to the coefficient shape: the solvers' standardising scale."""
-        sq = self.chunked_sum(lambda rows: (rows.X**2).T @ rows.weights)
+    def column_summary(self) -> "ColumnSummary":
+        """`ColumnSummary` of ``X``, in one pass over its rows."""
+        first = self.X[0]
+        sq, differ = self.chunked_sum(
+            lambda rows: ((rows.X**2).T @ rows.weights, jnp.sum(rows.X != first, axis=0))
+        )
         rms = jnp.sqrt(sq / jnp.sum(self.weights))
-        return broadcast_scale(jnp.where(rms > 0, rms, 1.0), self.coef_shape)
+        return ColumnSummary(
+            broadcast_scale(jnp.where(rms > 0, rms, 1.0), self.coef_shape),
+            (differ == 0) & (first != 0),
+        )
+
+    def column_scale(self) -> Float[Array, "p *m"]:
+        """`ColumnSummary.scale` alone."""
+        return self.column_summary().scale
 
     def data_valid(self) -> Bool[Array, ""]:
         """Whether every weighted row's response is in the support and every input is finite
@@ -356,6 +365,18 @@ class GLMObjective(eqx.Module):
         ok = self.family.response_in_support(self.y, w) | (w == 0)
         finite = jnp.all(jnp.isfinite(self.X)) & jnp.all(jnp.isfinite(self.offset))
         return jnp.all(ok) & finite & jnp.all(jnp.isfinite(w))
+
+
+class ColumnSummary(NamedTuple):
+    """What the solvers and the inference need to know about the columns of ``X``.
+
+    - `scale`: the root mean square of each column over the weighted rows (1 for an all-zero
+      column), broadcast to the coefficient shape: the solvers' standardising scale.
+    - `intercepts`: `(p,)`, which columns are constant and non-zero (an intercept).
+    """
+
+    scale: Float[Array, "p *m"]
+    intercepts: Bool[Array, " p"]
 
 
 def broadcast_scale(scale: Float[Array, " p"], coef_shape) -> Float[Array, "p *m"]:

@@ -12,7 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from ._objective import GLMObjective, Rows
 
@@ -61,13 +61,15 @@ def mean_statistic(objective: GLMObjective) -> Float[Array, "*m"]:
     return jnp.sum(wb * t, axis=0) / jnp.sum(w)
 
 
-def start_coef(objective: GLMObjective, eta0: Array) -> Float[Array, "p *m"]:
+def start_coef(
+    objective: GLMObjective, eta0: Array, intercepts: Bool[Array, " p"] | None = None
+) -> Float[Array, "p *m"]:
     """The start (module docstring) for ``eta0 = g(mean T(y))``, computed by the caller once per
     family and link (its own compiled function: the canonical link of a family without a closed
-    form is an iteration)."""
+    form is an iteration); ``intercepts``: `ColumnSummary.intercepts` (default: computed here)."""
     zero = jnp.zeros(objective.coef_shape, objective.X.dtype)
     first = objective.X[0]
-    constant = jnp.all(objective.X == first, axis=0) & (first != 0)
+    constant = objective.column_summary().intercepts if intercepts is None else intercepts
     j = jnp.argmax(constant)
 
     def intercept_only():

@@ -41,11 +41,36 @@ from jaxtyping import Array, ArrayLike, Float
 from ._exponential_family import ExponentialFamily
 from ._misc import is_concrete
 
+_ALIGNMENT = 64  # bytes: XLA's CPU client uses a host buffer this aligned without copying it
+
+
+def to_device(raw: np.ndarray) -> Array:
+    """A NumPy array as a JAX array in one memory copy at most.
+
+    ``jnp.asarray`` copies a large array at about 1.7 GB/s here (0.10 s for the 168 MB of a
+    1e6 x 21 design); ``jax.device_put`` of a 64-byte-aligned, C-contiguous array of a dtype JAX
+    keeps takes it as it is on the CPU (on an accelerator it is one transfer). Anything else is
+    first copied by NumPy into an aligned buffer (0.015 s for the same array).
+    """
+    if raw.dtype != jax.dtypes.canonicalize_dtype(raw.dtype):
+        return jnp.asarray(raw)
+    if not (raw.flags.c_contiguous and raw.ctypes.data % _ALIGNMENT == 0):
+        buffer = np.empty(raw.nbytes + _ALIGNMENT, np.uint8)
+        offset = -buffer.ctypes.data % _ALIGNMENT
+        aligned = buffer[offset : offset + raw.nbytes].view(raw.dtype).reshape(raw.shape)
+        np.copyto(aligned, raw)
+        raw = aligned
+    return jax.device_put(raw)
+
 
 def as_array(value, name: str, dtype=None) -> Array:
     """``value`` as a real floating JAX array (of ``dtype`` if given); ``ValueError`` for
     non-numeric (object, string) or complex data."""
-    if is_concrete(value):
+    if isinstance(value, jax.Array) or not is_concrete(value):
+        x = value
+        if jnp.issubdtype(x.dtype, jnp.complexfloating):
+            raise ValueError(f"`{name}` must be real, got dtype {x.dtype}")
+    else:
         try:
             raw = np.asarray(value)
         except (TypeError, ValueError) as error:
@@ -57,11 +82,9 @@ def as_array(value, name: str, dtype=None) -> Array:
                 f"`{name}` must be a numeric array, got dtype {raw.dtype} (e.g. "
                 f"{raw.ravel()[:1].tolist()})"
             )
-        x = jnp.asarray(value)
-    else:
-        x = value
-        if jnp.issubdtype(x.dtype, jnp.complexfloating):
-            raise ValueError(f"`{name}` must be real, got dtype {x.dtype}")
+        if dtype is not None and raw.dtype != dtype and raw.dtype.kind == "f":
+            raw = raw.astype(dtype)  # one conversion, in NumPy
+        x = to_device(raw)
     if dtype is not None:
         return x.astype(dtype)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
@@ -100,18 +123,29 @@ def _check_identifiable(X: Array, weights: Array, penalised: np.ndarray) -> None
             f"`X` has p = {p} columns but only n = {n_pos} rows with positive weight: the model is "
             "not identifiable (p > n); pass `l2` > 0 (a ridge penalty) to fit it"
         )
-    zero = np.flatnonzero(np.all(X_np == 0, axis=0) & ~penalised)
+    zero, constant = _zero_and_constant_columns(X_np)
+    zero = np.flatnonzero(zero & ~penalised)
     if zero.size:
         raise ValueError(
             f"`X` has all-zero column(s) {zero.tolist()}: their coefficients are not identifiable; "
             "drop them or pass `l2` > 0 for them"
         )
-    constant = np.flatnonzero(np.all(X_np == X_np[:1], axis=0) & ~penalised)
+    constant = np.flatnonzero(constant & ~penalised)
     if constant.size > 1:
         raise ValueError(
             f"`X` has {constant.size} constant columns {constant.tolist()}: they are collinear "
             "(only one intercept column is identifiable); drop all but one or pass `l2` > 0"
         )
+
+
+def _zero_and_constant_columns(X: np.ndarray, head: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns of ``X`` are all zero and which are constant. Only the columns constant in
+    the first ``head`` rows are read in full (typically the intercept alone: a constant-column
+    test over all of a 1e6 x 21 design took 0.027 s, this one 0.002 s)."""
+    candidates = np.flatnonzero(np.all(X[:head] == X[:1], axis=0))
+    constant = np.zeros(X.shape[1], bool)
+    constant[candidates] = np.all(X[:, candidates] == X[:1, candidates], axis=0)
+    return constant & (X[0] == 0), constant
 
 
 def validate_glm_inputs(

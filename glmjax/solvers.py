@@ -3,6 +3,7 @@ direction rule) and the shared backtracking line search, run by one loop.
 
 | name | class | direction |
 |---|---|---|
+| ``"auto"`` (`fit_glm`'s default) | `Newton` or `NewtonCG` | by `auto_method`'s cost model |
 | ``"newton"`` | `Newton` | ``-H^{-1} grad f``, observed information |
 | ``"irls"`` | `IRLS` | the same with the expected information (Fisher scoring) |
 | ``"newton-cg"`` | `NewtonCG` | truncated CG on Hessian-vector products |
@@ -50,4 +51,5 @@ from ._solver import Solution as Solution
 from ._solver import Solver as Solver
 from ._solver import SolverState as SolverState
 from ._solver import SteepestDescent as SteepestDescent
+from ._solver import auto_method as auto_method
 from ._solver import make_solver as make_solver

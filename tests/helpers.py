@@ -109,7 +109,7 @@ def solve(family, X, y, method="newton", *, link=None, max_iter=100, tol=1e-8, l
     w, o, l2 = jnp.ones(n), jnp.zeros(n), jnp.asarray(l2)
     eta0 = _fit._start_eta(model, _fit._mean_statistic(family, X, y, w))
     solution, _ = _fit._solve(
-        model, X, y, w, o, l2, None, eta0, solver, max_iter, jnp.asarray(tol), 1, None
+        model, X, y, w, o, l2, None, eta0, solver, max_iter, jnp.asarray(tol), 1, None, True
     )
     return solution
 
