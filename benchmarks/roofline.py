@@ -113,7 +113,7 @@ def hessian_rate(name: str, quick: bool, peak_gflops: float, peak_gbs: float) ->
         "gradient_seconds": gradient_seconds,
         "gradient_gbs": 8 * n * p / gradient_seconds / 1e9,
         "gradient_fraction_of_stream": 8 * n * p / gradient_seconds / 1e9 / peak_gbs,
-        "chunk_rows": default_chunk_size(n, obj.family.natural_dim, p),
+        "chunk_rows": default_chunk_size(n, obj.family.natural_dim, p, hessian=True),
         # Newton's solve: Cholesky, and the eigh it falls back to when H is singular
         # (Categorical(k, minimal=False) with an unpenalised intercept row)
         "cholesky_seconds": timeit(_cholesky, H, repeats=1),

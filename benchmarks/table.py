@@ -96,6 +96,7 @@ def _glmjax_rows(w: dict) -> list[list]:
                 _s(f["run_seconds"]),
                 "",
                 "",
+                "",
                 "all",
                 f.get("n_iter", ""),
                 _e(f.get("suboptimality")),
@@ -120,6 +121,7 @@ def _peer_rows(w: dict) -> list[list]:
                 _s(row["run_seconds"]),
                 _ratio(row.get("ratio_glmjax_newton_over_peer")),
                 fastest,
+                _ratio(row.get("ratio_fit_glm_over_peer")),
                 row["best_threads"],
                 row["n_iter"],
                 _e(row["suboptimality"]),
@@ -136,8 +138,9 @@ def _peer_rows(w: dict) -> list[list]:
 def _peers(r: dict) -> list[str]:
     title = (
         "glmjax against its peers (same objective; ratio = glmjax seconds / peer seconds, < 1 "
-        "means glmjax is faster; newton: glmjax's `newton`; fastest: glmjax's fastest method on "
-        "that objective)"
+        "means glmjax is faster; newton: glmjax's `newton` solver loop; fastest: glmjax's fastest "
+        "method on that objective; fit_glm: `fit_glm` as a user calls it, `method='auto'`, "
+        "validation and inference with the covariance included)"
     )
     columns = [
         "workload",
@@ -146,6 +149,7 @@ def _peers(r: dict) -> list[str]:
         "run s",
         "ratio newton",
         "ratio fastest",
+        "ratio fit_glm",
         "threads",
         "iterations",
         "suboptimality",

@@ -99,7 +99,8 @@ def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, options) ->
     null_coef = null_coefficient(objective, eta0, has_intercept, refit=refit_null, tol=tol)
     fisher = None if reuse or not covariance else information
     sums = objective.chunked_sum(
-        lambda rows: fit_sums(model, coef, null_coef, rows, information=fisher)
+        lambda rows: fit_sums(model, coef, null_coef, rows, information=fisher),
+        hessian=fisher is not None,
     )
     if reuse:
         hessian = solution.evaluation.hessian
@@ -237,8 +238,8 @@ def fit_glm(
     - `hessian`: Newton's ``"structured"`` (chunked GLM form) or ``"full"`` (``jax.hessian`` of
       the objective, the reference).
     - `chunk_size`: rows per chunk of the sums over rows (per device when ``X`` is sharded;
-      default: ``max(256, 2^18 / p)`` for a scalar family, ``max(256, n / m^2)`` for a vector
-      one).
+      default: ``max(256, 2^18 / p)`` for a scalar family; for a vector one ``max(256, n / m^2)``,
+      and ``max(256, 2^19 / (p m (m + 1) / 2))`` for its Hessian).
     - `covariance`: compute `cov` and with it `stderr`, `zvalues`, `pvalues` (else ``None``):
       a ``(q, q)`` matrix, ``q = coef.size``; pass False for fits with many parameters
       (``method="newton-cg"`` never forms the Hessian).

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 from jax.scipy.special import betainc, erfc
 from jaxtyping import Array, Bool, Float, Int
 
+from ._batching import rare_cond
 from ._objective import (
     RowLikelihood,
     Rows,
@@ -141,22 +142,41 @@ def log_base_at(family, phi, rows: Rows) -> Float[Array, ""]:
 def covariance(H: Float[Array, "q q"], factor, P) -> tuple[Float[Array, "q q"], Bool[Array, " q"]]:
     """``(factor * H)^+`` (module docstring: unit-diagonal scaling, the known null space ``P``
     filled then removed) and which coefficients lie in an unexpected null direction (their
-    variance is set to ``inf``)."""
+    variance is set to ``inf``).
+
+    The inverse of the unit-diagonal matrix ``S`` comes from its Cholesky factor when that is
+    finite and ``q tr(S^-1) < 1 / (q eps)``: then ``cond(S) <= |S| |S^-1| <= q tr(S^-1)``, so
+    every eigenvalue exceeds ``q eps`` times the largest and the eigendecomposition would keep
+    them all. Otherwise (under ``vmap``: only when some member needs it, `rare_cond`) the
+    eigendecomposition drops the eigenvalues below that bound."""
     K = factor * H
     q = K.shape[0]
+    eps = jnp.finfo(K.dtype).eps
     filled = fill_null_space(K, P)
     diag = jnp.diagonal(filled)
     d = 1 / jnp.sqrt(jnp.where(diag > 0, diag, 1))
-    e, V = jnp.linalg.eigh(d[:, None] * filled * d[None, :])
-    keep = e > q * jnp.finfo(K.dtype).eps * jnp.max(e)
-    inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
-    dV = d[:, None] * V
-    cov = (dV * inv) @ dV.T
+    S = d[:, None] * filled * d[None, :]
+    inv = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(S), True), jnp.eye(q, dtype=K.dtype))
+    ok = jnp.all(jnp.isfinite(inv)) & (q * q * eps * jnp.trace(inv) < 1)
+    common = (inv, jnp.zeros(q, bool))
+    inv, unidentified = rare_cond(~ok, _pseudo_inverse, common, S)
+    cov = d[:, None] * inv * d[None, :]
     if P is not None:
         cov = cov - P.astype(K.dtype) / (jnp.trace(K) / q)
-    unidentified = jnp.sum(jnp.where(keep, 0.0, V**2), axis=1) > jnp.sqrt(jnp.finfo(K.dtype).eps)
     cov = jnp.where(jnp.diag(unidentified), jnp.inf, cov)
     return cov, unidentified
+
+
+def _pseudo_inverse(S):
+    """`covariance`'s fallback: ``S^+`` over the eigenvalues above ``q eps max e``, and which
+    coordinates lie in the dropped directions."""
+    q = S.shape[0]
+    eps = jnp.finfo(S.dtype).eps
+    e, V = jnp.linalg.eigh(S)
+    keep = e > q * eps * jnp.max(e)
+    inv = jnp.where(keep, 1 / jnp.where(keep, e, 1), 0)
+    unidentified = jnp.sum(jnp.where(keep, 0.0, V**2), axis=1) > jnp.sqrt(eps)
+    return (V * inv) @ V.T, unidentified
 
 
 def infer(

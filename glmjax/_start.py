@@ -11,9 +11,9 @@ behind the least-squares fit add up over chunks of rows, so streaming fits start
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jaxtyping import Array, Bool, Float
 
+from ._batching import rare_cond
 from ._objective import GLMObjective, Rows
 
 
@@ -54,6 +54,10 @@ def least_squares_start(sums: StartSums, eta0) -> Float[Array, "p *m"]:
     return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(sums.gram), True), rhs)
 
 
+def _least_squares(objective: GLMObjective, eta0) -> Float[Array, "p *m"]:
+    return least_squares_start(objective.chunked_sum(start_sums), eta0)
+
+
 def mean_statistic(objective: GLMObjective) -> Float[Array, "*m"]:
     """The weighted mean of ``T(y)`` (rows with positive weight)."""
     w, t = objective.weights, objective.t
@@ -72,14 +76,10 @@ def start_coef(
     constant = objective.column_summary().intercepts if intercepts is None else intercepts
     j = jnp.argmax(constant)
 
-    def intercept_only():
-        return zero.at[j].set(eta0 / first[j])
-
-    def least_squares():
-        return least_squares_start(objective.chunked_sum(start_sums), eta0)
-
     shortcut = jnp.any(constant) & jnp.all(objective.offset == 0)
-    ls = lax.cond(shortcut, intercept_only, least_squares)
+    intercept_only = zero.at[j].set(eta0 / jnp.where(shortcut, first[j], 1))
+    # under vmap the least-squares sums run only if some member has no intercept or an offset
+    ls = rare_cond(~shortcut, _least_squares, intercept_only, objective, eta0)
     ls = jnp.where(jnp.all(jnp.isfinite(ls)), ls, zero)
     f_ls, f_zero = jax.vmap(objective.value)(jnp.stack([ls, zero]))
     use_ls = jnp.isfinite(f_ls) & ~(f_ls > f_zero)

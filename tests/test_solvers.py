@@ -316,9 +316,10 @@ print("converged", int(np.sum(np.asarray(fits.converged))))
 
 
 def test_vmap_over_10000_glms_finishes():
-    """Under vmap both branches of the Newton solve run: jaxlib spreads a large batch of LAPACK
-    calls over XLA's thread pool and blocks, and a Cholesky and an eigendecomposition at once
-    deadlocked (idle) from a few thousand fits on 2 cores. In a subprocess, so a hang fails."""
+    """jaxlib spreads a large batch of LAPACK calls over XLA's thread pool and blocks: a Cholesky
+    and an eigendecomposition at once (both branches of a batched ``lax.cond``) deadlocked (idle)
+    from a few thousand fits on 2 cores; `rare_cond` orders the eigendecomposition after the
+    Cholesky. In a subprocess, so a hang fails."""
     import subprocess
     import sys
 

@@ -19,9 +19,9 @@ eigendecomposition.
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jaxtyping import Array, Float
 
+from .._batching import rare_cond
 from .._misc import check_choice
 from ._base import AbstractDescent, Backtracking, DescentInfo, Needs, Solver
 
@@ -49,26 +49,24 @@ def solve_newton(
     pivots = jnp.diagonal(L) * d
     chol_ok = jnp.all(jnp.isfinite(L)) & jnp.all(positive) & (jnp.min(pivots) ** 2 > q * eps)
     x = jax.scipy.linalg.cho_solve((L, True), b)
+    # under vmap the eigendecomposition runs only when some member needs it (`rare_cond`); it
+    # runs after the Cholesky factorisation, whose result decides it (jaxlib spreads a large
+    # batch of LAPACK calls over XLA's CPU thread pool and blocks until it is done: two batches
+    # at once could wait for each other for ever, as 10,000 vmapped fits did on 2 cores)
+    return rare_cond(~chol_ok, _by_eigh, (x, DescentInfo.none()), H, b)
 
-    def by_eigh():
-        # Under vmap both branches run, and nothing orders the eigendecomposition after the
-        # Cholesky factorisation; jaxlib spreads a large batch of LAPACK calls over XLA's CPU
-        # thread pool and blocks until it is done, so two at once can wait for each other for
-        # ever (10,000 vmapped fits hung on 2 cores). A zero that XLA cannot fold makes eigh's
-        # input depend on the Cholesky solve.
-        after = H + jnp.zeros((), H.dtype) * jnp.isnan(jnp.sum(x)).astype(H.dtype)
-        e, V = jnp.linalg.eigh(after)
-        magnitude = jnp.abs(e)
-        keep = magnitude > q * eps * jnp.max(magnitude)
-        inv = jnp.where(keep, 1 / jnp.where(keep, magnitude, 1), 0)
-        coords = V.T @ b
-        dropped = jnp.sum(jnp.where(keep, 0, coords**2))
-        info = DescentInfo(
-            singular=jnp.any(~keep), zero_curvature=dropped > 0.5 * jnp.sum(coords**2)
-        )
-        return V @ (inv * coords), info
 
-    return lax.cond(chol_ok, lambda: (x, DescentInfo.none()), by_eigh)
+def _by_eigh(H, b):
+    """`solve_newton`'s fallback: ``V diag(1/|e|) V^T b`` over the eigenvalues kept."""
+    q = H.shape[0]
+    e, V = jnp.linalg.eigh(H)
+    magnitude = jnp.abs(e)
+    keep = magnitude > q * jnp.finfo(H.dtype).eps * jnp.max(magnitude)
+    inv = jnp.where(keep, 1 / jnp.where(keep, magnitude, 1), 0)
+    coords = V.T @ b
+    dropped = jnp.sum(jnp.where(keep, 0, coords**2))
+    info = DescentInfo(singular=jnp.any(~keep), zero_curvature=dropped > 0.5 * jnp.sum(coords**2))
+    return V @ (inv * coords), info
 
 
 class NewtonDescent(AbstractDescent):
