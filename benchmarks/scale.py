@@ -155,6 +155,7 @@ def run_streaming(*, quick: bool = False, out: Path | None = None) -> dict:
         "fit_seconds": full["seconds"],
         # the fit's passes (n_evals) and one more for the inference (deviance, covariance)
         "seconds_per_pass": full["seconds"] / (full["n_evals"] + 1),
+        "gb_per_second_per_pass": (n * p + n) * 8 / 1e9 / (full["seconds"] / (full["n_evals"] + 1)),
         **{k: full[k] for k in ("n_iter", "n_evals", "nobs", "objective", "deviance", "aic")},
         "converged": full["converged"],
         "peak_rss_mib": full["vm_hwm_mib"],

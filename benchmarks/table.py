@@ -298,7 +298,9 @@ def _scale_streaming(r: dict) -> list[str]:
         "",
         f"- {r['rows']:,} x {r['columns']} ({r['data_gb_on_disk']:.2f} GB on disk, chunks of "
         f"{r['chunk_rows']:,} rows): {_s(r['fit_seconds'])} s, {r['n_iter']} Newton iterations, "
-        f"{passes} passes + 1 for the inference ({_s(r['seconds_per_pass'])} s per pass); peak "
+        f"{passes} passes + 1 for the inference ({_s(r['seconds_per_pass'])} s per pass"
+        + (f", {r['gb_per_second_per_pass']:.2f} GB/s" if "gb_per_second_per_pass" in r else "")
+        + "); peak "
         f"resident memory {r['peak_rss_mib']:.0f} MiB ({r['peak_rss_before_fit_mib']:.0f} before "
         f"the fit); max |coef - truth| {_e(r['max_abs_coef_error_vs_truth'])}",
         f"- first {r['subset_rows']:,} rows, streamed vs in-memory `fit_glm`: max |coef diff| "

@@ -109,6 +109,15 @@ class RowLikelihood(eqx.Module):
         return jax.hessian(lambda e: self.nll(e, t)[0])(eta)
 
 
+def rows_dot(X: Float[Array, "c p"], v: Float[Array, "c *m"]) -> Float[Array, "p *m"]:
+    """``X^T v``, the sum over rows of ``x_i v_i``. For a vector ``v`` as a broadcast product and
+    a column sum: XLA's CPU transposed matrix-vector product took 10x longer (0.064 s against
+    0.0064 s for 1e6 x 21 rows); a matrix ``v`` is a matrix product."""
+    if v.ndim == 1:
+        return jnp.sum(X * v[:, None], axis=0)
+    return X.T @ v
+
+
 def _masked(w, value):
     """``w * value`` per row, exactly 0 where ``w = 0`` (even if ``value`` is not finite)."""
     wb = w.reshape(w.shape + (1,) * (value.ndim - 1))
@@ -134,7 +143,7 @@ def evaluation_sums(model: RowLikelihood, coef, rows: Rows, needs: Needs, start=
     sums = {
         "f": jnp.sum(_masked(w, value)),
         "f_scale": jnp.sum(_masked(w, scale)),
-        "grad": X.T @ _masked(w, jax.vmap(model.score)(eta, t)),
+        "grad": rows_dot(X, _masked(w, jax.vmap(model.score)(eta, t))),
     }
     information = needs.hessian or "observed"
 
@@ -143,7 +152,7 @@ def evaluation_sums(model: RowLikelihood, coef, rows: Rows, needs: Needs, start=
 
     def diagonal(curv):
         diag = curv if curv.ndim == 1 else jnp.diagonal(curv, axis1=1, axis2=2)
-        return (X**2).T @ _masked(w, diag)
+        return rows_dot(X**2, _masked(w, diag))
 
     if needs.hessian is not None:
         curv = curvature()
@@ -339,7 +348,7 @@ class GLMObjective(eqx.Module):
                 return _masked(w, linear(u))
 
         def hvp(v):
-            return self.X.T @ apply(self.X @ v) / n + self.l2 * v
+            return rows_dot(self.X, apply(self.X @ v)) / n + self.l2 * v
 
         return hvp
 

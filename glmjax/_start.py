@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from ._batching import rare_cond
-from ._objective import GLMObjective, Rows
+from ._objective import GLMObjective, Rows, rows_dot
 
 
 class StartSums(eqx.Module):
@@ -44,7 +44,8 @@ def start_sums(rows: Rows) -> StartSums:
     X, t, w = rows.X, rows.t, rows.weights
     wb = w if t.ndim == 1 else w[:, None]
     gram = (X * w[:, None]).T @ X
-    return StartSums(gram, X.T @ w, X.T @ (wb * rows.offset), jnp.sum(wb * t, axis=0), jnp.sum(w))
+    x_weight, x_offset = rows_dot(X, w), rows_dot(X, wb * rows.offset)
+    return StartSums(gram, x_weight, x_offset, jnp.sum(wb * t, axis=0), jnp.sum(w))
 
 
 def least_squares_start(sums: StartSums, eta0) -> Float[Array, "p *m"]:

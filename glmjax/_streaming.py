@@ -5,7 +5,7 @@ objective, its gradient and Hessian — are sums over rows, and so is the infere
 (`glmjax._inference.FitSums`). A *pass* reads the chunks of rows once and adds up, chunk by
 chunk, the same per-row quantities that `fit_glm` adds up in memory
 (`glmjax._objective.evaluation_sums`), each chunk through one jit-compiled function; memory holds
-one chunk plus ``O(q^2)`` numbers, whatever the number of rows. The solver is `fit_glm`'s: its
+a few chunks plus ``O(q^2)`` numbers, whatever the number of rows. The solver is `fit_glm`'s: its
 `Solver.step` (the same compiled line search, stopping rules and result codes) runs in a Python
 loop, one pass per evaluation — usually one pass per Newton iteration.
 
@@ -21,11 +21,17 @@ evaluate the objective themselves need the rows at hand and are not offered here
 row with weight 0 (a repeated row keeps ``eta`` inside the family's domain, where zeros might not),
 so one compiled function serves every chunk, the short last one included.
 
+**Reading ahead.** A thread reads, pads and validates the next two chunks while the current one
+is computed (`_prefetched`): the disk or page cache, NumPy's copies and JAX's computation overlap.
+
 **Memory.** A chunk read from a `numpy.memmap` is copied out of a fresh mapping of just those rows,
 which is dropped afterwards: the pages read do not stay mapped in (and counted against) the process.
+Memory holds the chunk being computed and at most the two read ahead.
 """
 
 import mmap
+import queue
+import threading
 from collections.abc import Callable, Iterable
 
 import equinox as eqx
@@ -53,7 +59,7 @@ from ._result import GLMResult
 from ._solution import RUNNING
 from ._solver import Needs, Solution, Solver, make_solver
 from ._start import StartSums, least_squares_start, start_sums
-from ._validation import validate_glm_inputs
+from ._validation import aligned_empty, validate_glm_inputs
 
 _DEFAULT_CHUNK_ROWS = 65_536
 
@@ -73,7 +79,9 @@ def _read_rows(a, start: int, stop: int) -> np.ndarray:
             offset=a.offset + start * row_bytes,
             shape=(stop - start, *a.shape[1:]),
         )
-        return np.array(rows)
+        out = aligned_empty(rows.shape, rows.dtype)  # one copy: JAX takes it as it is
+        np.copyto(out, rows)
+        return out
     return np.asarray(a[start:stop])
 
 
@@ -144,6 +152,49 @@ def _pad(chunk, rows: int, family, index: int) -> tuple[np.ndarray, ...]:
         return np.pad(a, [(0, extra)] + [(0, 0)] * (a.ndim - 1), mode="edge") if extra else a
 
     return edge(X), edge(y), np.pad(weights, (0, extra)), edge(offset), n
+
+
+def _prefetched(chunks: Iterable, prepare: Callable, depth: int = 2):
+    """``prepare(index, chunk)`` of each chunk, computed ahead on a thread (at most ``depth``
+    chunks ahead): reading, padding and validating the next chunks overlaps the computation on
+    the current one (JAX dispatches that asynchronously). An exception in the thread is raised
+    here, at the chunk it concerns."""
+    results: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                results.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for index, chunk in enumerate(chunks):
+                if not put((None, prepare(index, chunk))):
+                    return
+        except BaseException as error:  # handed to the consumer, raised there
+            put((error, None))
+            return
+        put((None, done))
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            error, item = results.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # ----- compiled per chunk -------------------------------------------------------------------------
@@ -229,25 +280,29 @@ class _Passes:
     def __call__(self, chunk_fn, desc: str, *, design: bool = True, inspect=None):
         total, n_rows = None, 0
         self.count += 1
-        chunks = self.source.make(design)
+
+        def prepare(index, chunk):
+            if self.rows is None:
+                self.rows = int(np.shape(chunk[0])[0])
+            X, y, w, o, n = _pad(chunk, self.rows, self.family, index)
+            if design:
+                self._check_columns(X, index)
+            else:  # the null model: a column of ones instead of the design
+                X = np.ones((X.shape[0], 1), X.dtype)
+            try:
+                X, y, w, o, _, _ = validate_glm_inputs(
+                    X, y, self.family, weights=w, offset=o, check_rank=False
+                )
+            except ValueError as error:
+                raise ValueError(f"chunk {index}: {error}") from None
+            if inspect is not None:
+                inspect(np.asarray(X)[:n], np.asarray(o)[:n])
+            return X, y, w, o, n
+
+        chunks = _prefetched(self.source.make(design), prepare)
         with tqdm(chunks, desc=desc, unit="chunk", total=self.n_chunks, leave=False,
                   disable=not self.progress) as bar:  # fmt: skip
-            for index, chunk in enumerate(bar):
-                if self.rows is None:
-                    self.rows = int(np.shape(chunk[0])[0])
-                X, y, w, o, n = _pad(chunk, self.rows, self.family, index)
-                if design:
-                    self._check_columns(X, index)
-                else:  # the null model: a column of ones instead of the design
-                    X = np.ones((X.shape[0], 1), X.dtype)
-                try:
-                    X, y, w, o, _, _ = validate_glm_inputs(
-                        X, y, self.family, weights=w, offset=o, check_rank=False
-                    )
-                except ValueError as error:
-                    raise ValueError(f"chunk {index}: {error}") from None
-                if inspect is not None:
-                    inspect(np.asarray(X)[:n], np.asarray(o)[:n])
+            for X, y, w, o, n in bar:
                 sums = chunk_fn(X, y, w, o)
                 total = sums if total is None else _add(total, sums)
                 n_rows += n

@@ -55,12 +55,20 @@ def to_device(raw: np.ndarray) -> Array:
     if raw.dtype != jax.dtypes.canonicalize_dtype(raw.dtype):
         return jnp.asarray(raw)
     if not (raw.flags.c_contiguous and raw.ctypes.data % _ALIGNMENT == 0):
-        buffer = np.empty(raw.nbytes + _ALIGNMENT, np.uint8)
-        offset = -buffer.ctypes.data % _ALIGNMENT
-        aligned = buffer[offset : offset + raw.nbytes].view(raw.dtype).reshape(raw.shape)
+        aligned = aligned_empty(raw.shape, raw.dtype)
         np.copyto(aligned, raw)
         raw = aligned
     return jax.device_put(raw)
+
+
+def aligned_empty(shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised C-contiguous NumPy array whose data start on a 64-byte boundary (so
+    `to_device` takes it without a copy)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buffer = np.empty(nbytes + _ALIGNMENT, np.uint8)
+    offset = -buffer.ctypes.data % _ALIGNMENT
+    return buffer[offset : offset + nbytes].view(dtype).reshape(shape)
 
 
 def as_array(value, name: str, dtype=None) -> Array:

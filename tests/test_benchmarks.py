@@ -69,6 +69,8 @@ def test_roofline_and_mlp_numbers(quick_run):
     for h in roofline["hessians"].values():
         assert h["gflops"] > 0 and h["fraction_of_xtx"] > 0
         assert min(h["cholesky_seconds"], h["eigh_seconds"], h["solve_newton_seconds"]) > 0
+        assert h["gradient_gbs"] > 0 and h["gradient_fraction_of_stream"] > 0
+    assert roofline["stream"]["gbs"] > 0
     assert records["mlp"]["glmjax"]["seconds_per_epoch"] > 0
 
 
@@ -94,3 +96,14 @@ def test_help_lists_every_benchmark(capsys):
     text = capsys.readouterr().out
     for name, bench in BENCHMARKS.items():
         assert name in text and bench.help in text
+
+
+def test_profile_times_each_piece_of_a_fit():
+    from benchmarks.profile import pieces
+
+    row = pieces("digits", "auto", quick=True)
+    assert row["resolved_method"] == "newton-cg"  # digits: a Hessian is worth 179 products
+    assert row["n_iter"] > 0 and row["n_evals"] >= row["n_iter"]
+    for piece in ("validate", "start", "solve", "infer"):
+        assert 0 < row[f"{piece}_seconds"] < 60, piece
+    assert row["solve_seconds"] < 10 * row["fit_glm_seconds"]
