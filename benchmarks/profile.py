@@ -73,10 +73,7 @@ def pieces(name: str, method: str, quick: bool) -> dict:
             model, X, yy, w, off, l2v, None, eta0, solver, 100, tol, 1, None, True
         )
     )  # fmt: skip
-    options = (
-        False, "expected", True, _fit.reuses_hessian(solver, canonical, "expected"),
-        not solver.second_order, 1, None,
-    )  # fmt: skip
+    options = _fit.infer_options(solver, canonical, off, "expected", True, 1, None)
     infer, _ = median_seconds(
         lambda: _fit._infer(model, X, yy, w, off, l2v, solution, columns, eta0, tol, options)
     )

@@ -185,6 +185,16 @@ def reuses_hessian(solver, canonical: bool, information: str) -> bool:
     return canonical or kind == information or (kind == "full" and information == "observed")
 
 
+def infer_options(solver, canonical: bool, offset, information, covariance, blocks, chunk_size):
+    """`_infer`'s static options: whether the null model is refitted (an offset that may be
+    non-zero), the information, the covariance, whether the solver's last Hessian is reused,
+    whether a first-order solver's optimum is checked, the row blocks and chunk size."""
+    refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
+    reuse = reuses_hessian(solver, canonical, information)
+    return (refit_null, information, covariance, reuse, not solver.second_order, blocks,
+            chunk_size)  # fmt: skip
+
+
 def fit_glm(
     X: ArrayLike,
     y: ArrayLike,
@@ -273,16 +283,7 @@ def fit_glm(
         model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
         chunk_size, checked,
     )  # fmt: skip
-    refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
-    options = (
-        refit_null,
-        information,
-        covariance,
-        reuses_hessian(solver, canonical, information),
-        not solver.second_order,
-        blocks,
-        chunk_size,
-    )
+    options = infer_options(solver, canonical, offset, information, covariance, blocks, chunk_size)
     fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, options)
     warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
     return fit
