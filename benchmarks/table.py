@@ -52,7 +52,8 @@ def _section(title: str, columns: list[str], rows: list[list], *notes: str) -> l
 def _solvers(r: dict) -> list[str]:
     title = (
         f"Newton against first-order methods (to relative suboptimality "
-        f"{r['target_suboptimality']:g})"
+        f"{r['target_suboptimality']:g}; the compiled solver loop alone, no validation or "
+        "inference)"
     )
     columns = [
         "problem",
