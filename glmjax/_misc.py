@@ -51,6 +51,18 @@ def check_positive(value, name: str) -> None:
         raise ValueError(f"`{name}` must be a positive number, got {value!r}")
 
 
+def check_alpha(alpha) -> None:
+    """``ValueError`` unless a concrete ``alpha`` (a significance level) lies in ``(0, 1)``."""
+    if not is_concrete(alpha):
+        return
+    try:
+        ok = np.ndim(alpha) == 0 and 0 < float(alpha) < 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"`alpha` must be a number in (0, 1), got {alpha!r}")
+
+
 def log1mexp(x: Float[ArrayLike, "*b"]) -> Float[Array, "*b"]:
     """``log(1 - e^x)`` for ``x < 0``, accurate at both ends (Maechler 2012).
 

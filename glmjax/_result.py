@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
+from ._distributions import two_sided_critical
 from ._exponential_family import ExponentialFamily
+from ._misc import check_alpha
 from ._solution import ResultCode
 from ._solver import Solution
 from .links import Link
@@ -92,6 +94,23 @@ class GLMResult(eqx.Module):
     def message(self) -> str:
         """Why the solver stopped, in words (for an unbatched result)."""
         return ResultCode(int(self.result)).message
+
+    def critical_value(self, alpha=0.05) -> Float[Array, ""]:
+        """The half-width in standard errors of a ``1 - alpha`` Wald interval: Student's t
+        quantile on `df_resid` degrees of freedom when the dispersion is estimated (as the
+        summary's t values), the normal quantile otherwise (R's ``confint.default``)."""
+        check_alpha(alpha)
+        df = self.df_resid if self.estimated_dispersion else None
+        return two_sided_critical(jnp.asarray(alpha, self.coef.dtype), df)
+
+    def conf_int(self, alpha=0.05) -> tuple[Float[Array, " p *m"], Float[Array, " p *m"]]:
+        """The ``1 - alpha`` Wald intervals ``coef -/+ c stderr`` (``c``: `critical_value`), each
+        shaped like `coef`; the standard errors follow `cov_type`."""
+        if self.stderr is None:
+            raise ValueError("`conf_int` needs standard errors: fit with covariance=True")
+        c = self.critical_value(alpha)
+        c = c.reshape(c.shape + (1,) * (self.coef.ndim - c.ndim))
+        return self.coef - c * self.stderr, self.coef + c * self.stderr
 
     def linear_predictor(
         self, X: ArrayLike, offset: ArrayLike | None = None
