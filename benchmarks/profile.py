@@ -75,7 +75,7 @@ def pieces(name: str, method: str, quick: bool) -> dict:
     )  # fmt: skip
     options = _fit.infer_options(solver, canonical, off, "expected", True, 1, None)
     infer, _ = median_seconds(
-        lambda: _fit._infer(model, X, yy, w, off, l2v, solution, columns, eta0, tol, options)
+        lambda: _fit._infer(model, X, yy, w, off, l2v, solution, columns, eta0, tol, None, options)
     )
     return {
         "method": method,

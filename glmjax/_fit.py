@@ -14,7 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from . import links
 from ._exponential_family import ExponentialFamily
-from ._inference import fisher_hessian, fit_sums, infer, log_base_at
+from ._inference import COV_TYPES, fisher_hessian, fit_sums, infer, log_base_at, meat_sums
 from ._iterate import minimise
 from ._misc import check_choice, check_int, check_positive, is_concrete
 from ._objective import GLMObjective, RowLikelihood, Rows
@@ -89,8 +89,9 @@ def null_coefficient(objective: GLMObjective, eta0, has_intercept, *, refit: boo
 
 
 @eqx.filter_jit
-def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, options) -> GLMResult:
-    refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size = options
+def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, groups, options) -> GLMResult:
+    refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size = options[:7]
+    cov_type, n_groups = options[7:]
     objective = GLMObjective.from_data(
         model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
     )
@@ -109,6 +110,14 @@ def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, options) ->
     else:
         hessian = None
     all_rows = Rows(X, objective.y, objective.t, objective.weights, objective.offset)
+
+    def meat_of(bread):
+        def chunk(rows, g=None):
+            return meat_sums(model, coef, rows, g, cov_type=cov_type, bread=bread,
+                             n_groups=n_groups, information=information)  # fmt: skip
+
+        return objective.chunked_sum(chunk, extra=groups)
+
     inference = infer(
         family,
         coef,
@@ -123,19 +132,24 @@ def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, options) ->
         covariance_=covariance,
         check_optimum=check_optimum,
         scale_columns=columns.scale,
+        cov_type=cov_type,
+        meat_of=meat_of,
     )
-    return assemble(model, solution, inference, information)
+    return assemble(model, solution, inference, information, cov_type)
 
 
-def assemble(model, solution: Solution, inference: tuple[dict, Array], information) -> GLMResult:
+def assemble(
+    model, solution: Solution, inference: tuple[dict, Array], information, cov_type="nonrobust"
+) -> GLMResult:
     """The `GLMResult` of a solution and its inference (`glmjax._inference.infer`), whose result
     code replaces the solver's."""
     fields, result = inference
     converged = (result == ResultCode.successful) | (result == ResultCode.singular_hessian)
     solution = eqx.tree_at(lambda s: (s.result, s.converged), solution, (result, converged))
     return GLMResult(
-        family=model.family, link=model.link, solution=solution, information=information, **fields
-    )
+        family=model.family, link=model.link, solution=solution, information=information,
+        cov_type=cov_type, **fields,
+    )  # fmt: skip
 
 
 def warn_outcome(fit: GLMResult, what: str, stacklevel: int = 3) -> None:
@@ -168,13 +182,43 @@ def warn_outcome(fit: GLMResult, what: str, stacklevel: int = 3) -> None:
         )
 
 
-def check_fit_options(*, max_iter, tol, information, covariance) -> None:
+def check_fit_options(
+    *, max_iter, tol, information, covariance, family=None, cov_type="nonrobust", clusters=None
+) -> None:
     """``ValueError`` for a bad option shared by `fit_glm` and `fit_glm_streaming`."""
     check_int(max_iter, "max_iter", minimum=0)
     check_positive(tol, "tol")
     check_choice(information, "information", ("expected", "observed"))
     if not isinstance(covariance, bool):
         raise ValueError(f"`covariance` must be True or False, got {covariance!r}")
+    check_choice(cov_type, "cov_type", COV_TYPES)
+    if cov_type != "nonrobust" and not covariance:
+        raise ValueError(f"`cov_type={cov_type!r}` needs covariance=True")
+    if (cov_type == "cluster") != (clusters is not None):
+        raise ValueError("`clusters` must be given exactly when cov_type='cluster'")
+    if cov_type in ("HC2", "HC3") and family is not None and family.natural_dim is not None:
+        raise ValueError(
+            f"`cov_type={cov_type!r}` needs hat values, defined for scalar families only; "
+            f"use 'HC0', 'HC1' or 'cluster' for {family.name}"
+        )
+
+
+def cluster_index(clusters, n: int) -> tuple[Array, int]:
+    """Cluster labels as indices ``0..G-1`` and the number of segments: ``G`` for concrete
+    labels (``ValueError`` unless there are ``n`` of them in at least 2 clusters); ``n`` (an
+    upper bound) when they are traced."""
+    if not is_concrete(clusters):
+        clusters = jnp.asarray(clusters)
+        if clusters.shape != (n,):
+            raise ValueError(f"`clusters` must have shape ({n},), got {clusters.shape}")
+        return jnp.unique(clusters, size=n, return_inverse=True)[1].reshape(n), n
+    labels = np.asarray(clusters)
+    if labels.shape != (n,):
+        raise ValueError(f"`clusters` must have shape ({n},), got {labels.shape}")
+    groups, index = np.unique(labels, return_inverse=True)
+    if groups.size < 2:
+        raise ValueError(f"`clusters` must hold at least 2 clusters, got {groups.size}")
+    return jnp.asarray(index.reshape(n), jnp.int32), int(groups.size)
 
 
 def reuses_hessian(solver, canonical: bool, information: str) -> bool:
@@ -185,14 +229,18 @@ def reuses_hessian(solver, canonical: bool, information: str) -> bool:
     return canonical or kind == information or (kind == "full" and information == "observed")
 
 
-def infer_options(solver, canonical: bool, offset, information, covariance, blocks, chunk_size):
+def infer_options(
+    solver, canonical: bool, offset, information, covariance, blocks, chunk_size,
+    cov_type="nonrobust", n_groups=0,
+):  # fmt: skip
     """`_infer`'s static options: whether the null model is refitted (an offset that may be
     non-zero), the information, the covariance, whether the solver's last Hessian is reused,
-    whether a first-order solver's optimum is checked, the row blocks and chunk size."""
+    whether a first-order solver's optimum is checked, the row blocks and chunk size, the
+    covariance type and number of cluster segments."""
     refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
     reuse = reuses_hessian(solver, canonical, information)
     return (refit_null, information, covariance, reuse, not solver.second_order, blocks,
-            chunk_size)  # fmt: skip
+            chunk_size, cov_type, n_groups)  # fmt: skip
 
 
 def fit_glm(
@@ -212,6 +260,8 @@ def fit_glm(
     hessian: str = "structured",
     chunk_size: int | None = None,
     covariance: bool = True,
+    cov_type: str = "nonrobust",
+    clusters: ArrayLike | None = None,
 ) -> GLMResult:
     r"""Fit a generalised linear model by maximum likelihood (penalised by ``l2``).
 
@@ -253,6 +303,12 @@ def fit_glm(
     - `covariance`: compute `cov` and with it `stderr`, `zvalues`, `pvalues` (else ``None``):
       a ``(q, q)`` matrix, ``q = coef.size``; pass False for fits with many parameters
       (``method="newton-cg"`` never forms the Hessian).
+    - `cov_type`: the covariance behind `stderr`, `zvalues`, `pvalues`, `conf_int`:
+      ``"nonrobust"`` (the model's, R's ``vcov``), the sandwiches ``"HC0"``-``"HC3"`` (R's
+      ``sandwich::vcovHC``; HC2, HC3 for scalar families) or ``"cluster"`` (R's
+      ``sandwich::vcovCL``, adjusted by ``G / (G - 1)``); definitions in `glmjax._inference`.
+    - `clusters`: `(n,)` cluster labels (any values; at least 2 clusters) for
+      ``cov_type="cluster"``.
 
     **Returns:** a `GLMResult`. When the inputs are concrete a `ConvergenceWarning` says why a
     fit did not end with `ResultCode.successful`. Under ``jax.vmap``/``jax.jit`` of `fit_glm`
@@ -267,11 +323,13 @@ def fit_glm(
     """
     check_choice(hessian, "hessian", ("structured", "full"))
     link, canonical = links.get(link, family)
-    check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance)
+    check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance,
+                      family=family, cov_type=cov_type, clusters=clusters)  # fmt: skip
     check_int(chunk_size, "chunk_size", minimum=1, optional=True)
     X, y, weights, offset, l2, start = validate_glm_inputs(
         X, y, family, weights=weights, offset=offset, l2=l2, start=start
     )
+    groups, n_groups = (None, 0) if clusters is None else cluster_index(clusters, X.shape[0])
     solver = make_solver(method, hessian=hessian, shape=X.shape + (family.natural_dim,))
     model = RowLikelihood(family, link, canonical)
     eta0 = _start_eta(model, _mean_statistic(family, X, y, weights))
@@ -283,7 +341,8 @@ def fit_glm(
         model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
         chunk_size, checked,
     )  # fmt: skip
-    options = infer_options(solver, canonical, offset, information, covariance, blocks, chunk_size)
-    fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, options)
+    options = infer_options(solver, canonical, offset, information, covariance, blocks, chunk_size,
+                            cov_type, n_groups)  # fmt: skip
+    fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, groups, options)
     warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
     return fit

@@ -33,6 +33,19 @@ columns, no information at all) an *infinite* variance of the coefficients invol
 distribution, or from Student's t with ``df_resid`` degrees of freedom when the dispersion is
 estimated.
 
+**Robust covariance** (``cov_type``), as R's ``sandwich::vcovHC`` and ``vcovCL``: ``cov = B M
+B`` with the bread ``B = (n H)^+`` (the covariance above without the dispersion, which cancels)
+and the meat ``M = sum_i U_i U_i^T`` of the rows' scores ``U_i = x_i (kron) w_i d ell_i / d
+eta`` (R's ``estfun``); HC1 multiplies by ``n_obs / (n_obs - rank)``; HC2 and HC3 divide ``U_i``
+by ``sqrt(1 - h_i)`` and ``1 - h_i`` (hat values ``h_i = w_i c_i x_i^T B x_i``, ``c_i`` the
+curvature with the fit's information: R's ``hatvalues`` for the expected one; scalar families
+only); ``"cluster"`` sums ``U_i`` within each cluster before the product and multiplies by ``G /
+(G - 1)`` (``G`` clusters with a row of weight > 0: vcovCL's default for a glm, Stata's
+``vce(cluster)``; statsmodels also multiplies by ``(n - 1) / (n - p)``, and its GLM returns HC0
+for HC1-HC3). Rows of weight 0 count nowhere (R's ``vcovHC`` counts them in HC1's ``n``). With a
+ridge the bread is the penalised one. z (t) values and p-values use the chosen covariance with
+the same reference distribution as above (``lmtest::coeftest`` on a glm uses the normal).
+
 **Log-likelihood**, as R's ``logLik.glm``: ``sum_i [lb_i + w_i (<theta_i, t_i> - a(theta_i)) /
 phi]`` with ``lb_i`` the family's `weighted_log_base_measure` (frequency weights ``w_i log b(y_i)``
 for Poisson, Gamma, ...; ``log b`` at dispersion ``phi / w_i`` for the Gaussian; the binomial
@@ -46,10 +59,10 @@ rank``.
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import betainc, erfc
 from jaxtyping import Array, Bool, Float, Int
 
 from ._batching import rare_cond
+from ._distributions import normal_two_sided, t_two_sided
 from ._objective import (
     RowLikelihood,
     Rows,
@@ -194,14 +207,17 @@ def infer(
     covariance_: bool,
     check_optimum: bool,
     scale_columns,
+    cov_type: str = "nonrobust",
+    meat_of=None,
 ) -> tuple[dict, Array]:
     """The inference quantities (module docstring) from `FitSums` and, for an estimating family,
     ``log_base_estimated(phi)`` (its ``sum lb_i`` at a dispersion), as a dict of `GLMResult`
     fields, and the result code. ``hessian`` is the Hessian of the objective at ``coef`` with the
     wanted information (ridge included); ``check_optimum`` (first-order solvers): a
     `ResultCode.successful` becomes `ResultCode.not_optimal` when a Newton step would still move
-    the standardised coefficients by more than ``1e-2 (1 + max |coef s|)``. Every floating
-    quantity is NaN when the fit had no valid start or invalid data."""
+    the standardised coefficients by more than ``1e-2 (1 + max |coef s|)``. A robust
+    ``cov_type`` takes its meat from ``meat_of(bread)`` (`meat_sums` summed over the rows).
+    Every floating quantity is NaN when the fit had no valid start or invalid data."""
     dtype = coef.dtype
     p = coef.shape[0]
     nobs = sums.nobs
@@ -222,15 +238,19 @@ def infer(
     P = null_projector(family, l2, coef.shape)
     stderr = cov = zvalues = pvalues = None
     if covariance_:
-        phi_fixed = 1.0 if estimated else family.dispersion
-        unscaled, _ = covariance(hessian, n_rows / jnp.asarray(phi_fixed, dtype), P)
-        cov = scale * unscaled
+        phi_fixed = jnp.asarray(1.0 if estimated else family.dispersion, dtype)
+        unscaled, unidentified = covariance(hessian, n_rows / phi_fixed, P)
+        if cov_type == "nonrobust":
+            cov = scale * unscaled
+        else:
+            # the bread (sum_i w_i c_i x_i x_i^T)^+: the dispersion cancels in a sandwich
+            bread = jnp.where(unidentified[:, None] | unidentified[None, :], 0.0, unscaled)
+            meat, counts = meat_of(bread / phi_fixed)
+            cov = sandwich(bread / phi_fixed, meat, unidentified, counts, cov_type=cov_type,
+                           nobs=nobs, rank=rank)  # fmt: skip
         stderr = jnp.sqrt(jnp.diagonal(cov)).reshape(coef.shape)
         zvalues = coef / stderr
-        if estimated:
-            pvalues = betainc(0.5 * df_resid, 0.5, df_resid / (df_resid + zvalues**2))
-        else:
-            pvalues = erfc(jnp.abs(zvalues) / jnp.sqrt(2.0))
+        pvalues = t_two_sided(zvalues, df_resid) if estimated else normal_two_sided(zvalues)
     if check_optimum and hessian is not None:
         step, _ = solve_newton(fill_null_space(hessian, P), grad.reshape(-1))
         moves = standardised_max(step.reshape(coef.shape), scale_columns)
@@ -260,3 +280,61 @@ def fisher_hessian(sums: FitSums, family, l2, coef_shape, n_rows: int) -> Float[
     """The penalised Hessian of the objective from the summed Fisher information."""
     l2 = jnp.broadcast_to(l2, coef_shape).reshape(-1)
     return unpack_gram(sums.fisher, family.natural_dim) / n_rows + jnp.diag(l2)
+
+
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3", "cluster")
+
+
+def row_scores(model: RowLikelihood, coef, rows: Rows) -> Float[Array, "c q"]:
+    """Each row's score of the (unpenalised) objective, ``U_i = x_i (kron) w_i d ell / d eta``
+    (``(c, p m)`` row-major for a vector family): the rows of R's ``estfun`` for a glm (its
+    sign and the dispersion do not matter in a sandwich)."""
+    eta = rows.X @ coef + rows.offset
+    s = _masked(rows.weights, jax.vmap(model.score)(eta, rows.t))
+    u = rows.X[:, :, None] * s.reshape(s.shape[0], 1, -1)
+    return u.reshape(s.shape[0], -1)
+
+
+def leverage(model: RowLikelihood, coef, bread, rows: Rows, information: str) -> Float[Array, " c"]:
+    """The hat values ``h_i = w_i c_i x_i^T B x_i`` of a scalar family (``c_i`` the curvature of
+    ``ell`` with the fit's information, ``B = (sum_i w_i c_i x_i x_i^T)^+``): R's
+    ``hatvalues`` of a glm with the expected information."""
+    eta = rows.X @ coef + rows.offset
+    c = jax.vmap(lambda e, t: model.curvature(e, t, information))(eta, rows.t)
+    return _masked(rows.weights, c * jnp.sum((rows.X @ bread) * rows.X, axis=1))
+
+
+def meat_sums(
+    model: RowLikelihood, coef, rows: Rows, groups, *, cov_type: str, bread, n_groups: int,
+    information: str,
+) -> tuple[Float[Array, "q q"], Int[Array, " g"]]:  # fmt: skip
+    """One chunk's part of the sandwich's meat ``sum_i U_i U_i^T`` (`row_scores`), and per
+    cluster the number of rows with weight > 0: HC2 / HC3 scale ``U_i`` by ``(1 - h_i)^{-1/2}``
+    / ``(1 - h_i)^{-1}`` (`leverage` with the bread ``B``); ``"cluster"`` sums ``U_i`` within
+    each of the ``n_groups`` clusters (``groups``: labels ``0..n_groups - 1``) first."""
+    U = row_scores(model, coef, rows)
+    if cov_type in ("HC2", "HC3"):
+        h = leverage(model, coef, bread, rows, information)
+        U = U * ((1 - h) ** (-0.5 if cov_type == "HC2" else -1.0))[:, None]
+    if cov_type != "cluster":
+        return U.T @ U, jnp.zeros(1, jnp.int32)
+    Ug = jax.ops.segment_sum(U, groups, num_segments=n_groups)
+    counts = jax.ops.segment_sum((rows.weights > 0).astype(jnp.int32), groups, n_groups)
+    return Ug.T @ Ug, counts
+
+
+def sandwich(bread, meat, unidentified, counts, *, cov_type: str, nobs, rank):
+    """``B M B`` with R's small-sample factors (``sandwich::vcovHC``, ``vcovCL``): HC1 times
+    ``n_obs / (n_obs - rank)``; ``"cluster"`` times ``G / (G - 1)``, ``G`` the clusters with a
+    row of weight > 0. Coefficients in an unexpected null direction keep an infinite
+    variance."""
+    dtype = bread.dtype
+    mask = unidentified[:, None] | unidentified[None, :]
+    B = jnp.where(mask, 0.0, bread)
+    cov = B @ meat @ B
+    if cov_type == "HC1":
+        cov = cov * (nobs / (nobs - rank)).astype(dtype)
+    elif cov_type == "cluster":
+        G = jnp.sum(counts > 0).astype(dtype)
+        cov = cov * G / (G - 1)
+    return jnp.where(jnp.diag(unidentified), jnp.inf, cov)

@@ -267,9 +267,10 @@ class GLMObjective(eqx.Module):
         """The linear predictor ``X @ coef + offset``."""
         return self.X @ coef + self.offset
 
-    def chunked_sum(self, fn, hessian: bool = False):
+    def chunked_sum(self, fn, hessian: bool = False, extra=None):
         """``sum_c fn(rows_c)`` over chunks of `Rows` (of `default_chunk_size` rows unless
-        `chunk_size` says otherwise; ``hessian``: ``fn`` adds up a Hessian).
+        `chunk_size` says otherwise; ``hessian``: ``fn`` adds up a Hessian); with ``extra`` (a
+        per-row array, such as cluster labels) ``fn(rows_c, extra_c)``.
 
         A chunk takes ``chunk_size`` rows from each of the ``row_blocks`` blocks (at the same
         place in each). The last chunk is taken flush with the end of its block
@@ -282,7 +283,8 @@ class GLMObjective(eqx.Module):
         chunk = self.chunk_size or default_chunk_size(size, self.family.natural_dim, p, hessian)
         chunk = min(chunk, size)
         if chunk == size:  # one chunk per block: the rows as they are, nothing sliced
-            return fn(Rows(self.X, self.y, self.t, self.weights, self.offset))
+            rows = Rows(self.X, self.y, self.t, self.weights, self.offset)
+            return fn(rows) if extra is None else fn(rows, extra)
         n_chunks = -(-size // chunk)
 
         def one(c):
@@ -295,7 +297,8 @@ class GLMObjective(eqx.Module):
                 return part.reshape((blocks * chunk,) + a.shape[2:])
 
             w = jnp.where(jnp.tile(fresh, blocks), take(self.weights), 0)
-            return fn(Rows(take(self.X), take(self.y), take(self.t), w, take(self.offset)))
+            rows = Rows(take(self.X), take(self.y), take(self.t), w, take(self.offset))
+            return fn(rows) if extra is None else fn(rows, take(extra))
 
         first = one(0)
         return lax.fori_loop(1, n_chunks, lambda c, acc: jax.tree.map(jnp.add, acc, one(c)), first)

@@ -31,6 +31,8 @@ class GLMResult(eqx.Module):
       passes over the rows), `converged`, `grad_norm`, `history` and `result` (a `ResultCode`;
       `message` says it in words).
     - `information`: ``"expected"`` or ``"observed"``, the information behind `cov`.
+    - `cov_type`: the covariance `cov` is (``"nonrobust"``, ``"HC0"``-``"HC3"``, ``"cluster"``:
+      `fit_glm`).
     """
 
     family: ExponentialFamily
@@ -51,6 +53,7 @@ class GLMResult(eqx.Module):
     nobs: Int[Array, ""]
     has_intercept: Bool[Array, ""]
     information: str = eqx.field(static=True, default="expected")
+    cov_type: str = eqx.field(static=True, default="nonrobust")
 
     @property
     def coef(self) -> Float[Array, " p *m"]:
@@ -187,6 +190,7 @@ class Summary:
             f"{'Null deviance:':<20}{float(r.null_deviance):.6g}",
             f"{'AIC:':<20}{float(r.aic):<20.6g}{'BIC:':<20}{float(r.bic):.6g}",
             f"{'Iterations:':<20}{int(r.n_iter):<20}{'Converged:':<20}{bool(r.converged)}",
+            f"{'Covariance:':<20}{r.cov_type}",
             rule,
         ]
         body = []

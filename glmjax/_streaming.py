@@ -44,7 +44,7 @@ from tqdm import tqdm
 from . import links
 from ._exponential_family import ExponentialFamily
 from ._fit import _start_eta, assemble, check_fit_options, reuses_hessian, warn_outcome
-from ._inference import fisher_hessian, fit_sums, infer, log_base_at
+from ._inference import fisher_hessian, fit_sums, infer, log_base_at, meat_sums
 from ._misc import check_int
 from ._objective import (
     RowLikelihood,
@@ -230,6 +230,13 @@ def _chunk_fit(model, coef, null_coef, information, X, y, w, offset):
 
 
 @eqx.filter_jit
+def _chunk_meat(model, coef, bread, cov_type, information, X, y, w, offset):
+    rows = _rows(model.family, X, y, w, offset)
+    return meat_sums(model, coef, rows, None, cov_type=cov_type, bread=bread, n_groups=0,
+                     information=information)  # fmt: skip
+
+
+@eqx.filter_jit
 def _chunk_log_base(family, phi, X, y, w, offset):
     return log_base_at(family, phi, _rows(family, X, y, w, offset))
 
@@ -363,6 +370,7 @@ def fit_glm_streaming(
     information: str = "expected",
     chunk_rows: int | None = None,
     covariance: bool = True,
+    cov_type: str = "nonrobust",
     progress: bool = True,
 ) -> GLMResult:
     r"""Fit a GLM with one pass over chunks of rows per evaluation (out of core).
@@ -381,6 +389,8 @@ def fit_glm_streaming(
           expected to give the same rows each time;
         - a re-iterable collection (e.g. a list) of chunk tuples.
     - `family`, `link`, `l2`, `max_iter`, `tol`, `information`, `covariance`: as `fit_glm`.
+    - `cov_type`: as `fit_glm`, one pass more for a sandwich; ``"HC0"``-``"HC3"`` (cluster
+      labels do not come with the chunks yet: ``"cluster"`` needs `fit_glm`).
     - `method`: ``"newton"``, ``"irls"``, ``"lbfgs"``, ``"gd"``, or a `glmjax.solvers.Solver`
       whose descent needs only the evaluations (``"newton-cg"`` needs the rows at hand).
     - `chunk_rows`: rows per compiled chunk; chunks are padded up to it. Default: 65,536 rows for
@@ -408,7 +418,10 @@ def fit_glm_streaming(
             "'gd' and optax transformations without extra arguments"
         )
     link, canonical = links.get(link, family)
-    check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance)
+    if cov_type == "cluster":
+        raise ValueError("`cov_type='cluster'` is not available for streaming fits: use fit_glm")
+    check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance,
+                      family=family, cov_type=cov_type)  # fmt: skip
     check_int(chunk_rows, "chunk_rows", minimum=1, optional=True)
     model = RowLikelihood(family, link, canonical)
     passes = _Passes(_source(chunks, chunk_rows), family, progress)
@@ -418,9 +431,9 @@ def fit_glm_streaming(
         solution = _run(solver, model, passes, start.coef, start.l2, max_iter=int(max_iter),
                         tol=tol, scale=start.scale, design=True, bar=bar)  # fmt: skip
     solution = eqx.tree_at(lambda s: s.n_evals, solution, jnp.asarray(passes.count, jnp.int32))
-    options = (reuses_hessian(solver, canonical, information), information, covariance)
+    options = (reuses_hessian(solver, canonical, information), information, covariance, cov_type)
     inference = _inference(model, passes, start, solution, tol, options, solver.second_order)
-    fit = assemble(model, solution, inference, information)
+    fit = assemble(model, solution, inference, information, cov_type)
     warn_outcome(fit, f"fit_glm_streaming ({family.name}, method={method!r})")
     return fit
 
@@ -477,7 +490,7 @@ def _inference(model, passes: _Passes, start: _Start, solution: Solution, tol, o
     """`glmjax._inference.infer` with a pass for its sums (and one more for an estimating
     family's log-likelihood); with an offset and an intercept, the null model fitted first by
     the same loop on a column of ones."""
-    reuse, information, covariance = options
+    reuse, information, covariance, cov_type = options
     family, coef = model.family, solution.coef
     m_shape = coef.shape[1:]
     if start.has_intercept and start.has_offset:
@@ -510,9 +523,13 @@ def _inference(model, passes: _Passes, start: _Start, solution: Solution, tol, o
         return passes(lambda X, y, w, o: _chunk_log_base(family, phi, X, y, w, o),
                       "log-likelihood", design=False)  # fmt: skip
 
+    def meat_of(bread):
+        return passes(lambda X, y, w, o: _chunk_meat(model, coef, bread, cov_type, information,
+                                                     X, y, w, o), "sandwich")  # fmt: skip
+
     return infer(
         family, coef, solution.evaluation.grad, sums, log_base_estimated, hessian=hessian,
         n_rows=passes.n_rows, has_intercept=jnp.asarray(start.has_intercept), l2=start.l2,
         result=solution.result, covariance_=covariance, check_optimum=not second_order,
-        scale_columns=start.scale,
+        scale_columns=start.scale, cov_type=cov_type, meat_of=meat_of,
     )  # fmt: skip

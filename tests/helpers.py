@@ -6,6 +6,8 @@ parametrised where ``eta`` must stay in a half-line), on a design with an interc
 """
 
 import functools
+import json
+import pathlib
 
 import jax.numpy as jnp
 import numpy as np
@@ -128,3 +130,26 @@ def means(name: str, coef):
     family, link, X, _ = data(name)
     L, canonical = links.get(link, family)
     return RowLikelihood(family, L, canonical).mean(X @ coef) if link else family.mean(X @ coef)
+
+
+R_INFERENCE = pathlib.Path(__file__).parent / "data" / "r_inference" / "reference.json"
+_R_FAMILIES = {"poisson": gj.Poisson, "binomial": gj.Binomial, "Gamma": gj.Gamma,
+               "gaussian": gj.Gaussian}  # fmt: skip
+
+
+@functools.cache
+def r_inference() -> dict:
+    """`tests/data/r_inference/reference.json` (R's numbers for the inference; its README)."""
+    return json.loads(R_INFERENCE.read_text())
+
+
+def fit_r_case(case: dict, **kwargs):
+    """`gj.fit_glm` of one of R's ``cases`` (family, link, weights and offset as R had them;
+    binomial responses are proportions with the trials as weights, as R's)."""
+    X, y = np.asarray(case["X"], float), np.asarray(case["y"], float)
+    offset = case["offset"]
+    return gj.fit_glm(
+        X, y, _R_FAMILIES[case["family"]](), link=case["link"],
+        weights=np.asarray(case["weights"], float),
+        offset=None if offset is None else np.asarray(offset, float), **kwargs,
+    )  # fmt: skip

@@ -121,6 +121,24 @@ def test_generator_gamma_with_weights_equals_in_memory_fit():
     _check_inference(fit, ref)
 
 
+def test_sandwich_streams_like_in_memory():
+    """HC3 needs the bread before its pass over the rows (the hat values): one pass more."""
+    rng = np.random.default_rng(5)
+    n = 3_000
+    X = _design(rng, n, 3)
+    y = rng.poisson(np.exp(X @ np.array([0.2, 0.4, -0.3])) * rng.gamma(2.0, 0.5, size=n))
+    chunks = [(X[a : a + 1000], y[a : a + 1000]) for a in range(0, n, 1000)]
+    fit = gj.fit_glm_streaming(chunks, gj.Poisson(), cov_type="HC3", tol=1e-12, progress=False)
+    ref = gj.fit_glm(X, y, gj.Poisson(), cov_type="HC3", tol=1e-12)
+    assert fit.cov_type == "HC3"
+    np.testing.assert_allclose(fit.cov, ref.cov, rtol=1e-10)
+    # overdispersed counts: the sandwich's errors exceed the model's
+    plain = gj.fit_glm(X, y, gj.Poisson(), tol=1e-12)
+    assert np.all(np.asarray(fit.stderr) > 1.1 * np.asarray(plain.stderr))
+    with pytest.raises(ValueError, match="not available for streaming"):
+        gj.fit_glm_streaming(chunks, gj.Poisson(), cov_type="cluster")
+
+
 def _check_inference(fit, ref):
     """Deviance, null deviance, log-likelihood, AIC, BIC and dispersion of a streaming fit equal
     `fit_glm`'s (which match R's)."""

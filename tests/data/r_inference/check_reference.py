@@ -79,8 +79,9 @@ def link_inv_and_deriv(link, eta):
 
 
 def variance(family, mu):
-    return {"poisson": mu, "binomial": mu * (1 - mu), "Gamma": mu**2,
-            "gaussian": np.ones_like(mu)}[family]
+    return {"poisson": mu, "binomial": mu * (1 - mu), "Gamma": mu**2, "gaussian": np.ones_like(mu)}[
+        family
+    ]
 
 
 def numpy_sandwich(c):
@@ -90,8 +91,8 @@ def numpy_sandwich(c):
     n, p = X.shape
     eta = X @ b + off
     mu, dmu = link_inv_and_deriv(c["link"], eta)
-    W = w * dmu**2 / variance(c["family"], mu)       # working weights
-    u = w * (y - mu) * dmu / variance(c["family"], mu)   # = W * working resid
+    W = w * dmu**2 / variance(c["family"], mu)  # working weights
+    u = w * (y - mu) * dmu / variance(c["family"], mu)  # = W * working resid
     # (X'WX)^-1 by QR of sqrt(W) X (as R does)
     q, r = np.linalg.qr(np.sqrt(W)[:, None] * X)
     rinv = np.linalg.inv(r)
@@ -100,7 +101,7 @@ def numpy_sandwich(c):
     out = {"hat": h}
 
     def sw(scale):
-        m = (X * (u * scale)[:, None])
+        m = X * (u * scale)[:, None]
         return bread @ (m.T @ m) @ bread
 
     out["HC0"] = sw(np.ones(n))
@@ -130,10 +131,16 @@ def check_numpy(ref):
         se = np.sqrt(np.einsum("ij,jk,ik->i", nX, V, nX))
         mu, dmu = link_inv_and_deriv(c["link"], pl)
         pr = c["predict"]
-        report(f"{name} predict link / response", max(rel(pl, pr["link"]), rel(mu, pr["response"])), 1e-11)
-        report(f"{name} predict link_se / response_se (delta)",
-               max(rel(se, pr["link_se"]), rel(se * np.abs(dmu), pr["response_se"])),
-               max(1e-11, 1e3 * noise))
+        report(
+            f"{name} predict link / response",
+            max(rel(pl, pr["link"]), rel(mu, pr["response"])),
+            1e-11,
+        )
+        report(
+            f"{name} predict link_se / response_se (delta)",
+            max(rel(se, pr["link_se"]), rel(se * np.abs(dmu), pr["response_se"])),
+            max(1e-11, 1e3 * noise),
+        )
 
 
 # --------------------------------------------------------------- statsmodels
@@ -142,8 +149,9 @@ SM_FAMILY = {"poisson": sm.families.Poisson, "binomial": sm.families.Binomial}
 
 def sm_glm(c):
     fam = SM_FAMILY[c["family"]]()
-    return sm.GLM(arr(c["y"]), arr(c["X"]), family=fam,
-                  var_weights=arr(c["weights"]), offset=arr(c["offset"]))
+    return sm.GLM(
+        arr(c["y"]), arr(c["X"]), family=fam, var_weights=arr(c["weights"]), offset=arr(c["offset"])
+    )
 
 
 def check_statsmodels(ref):
@@ -153,17 +161,26 @@ def check_statsmodels(ref):
         mod = sm_glm(c)
         r = mod.fit(tol=1e-13, maxiter=1000, cov_type="HC0")
         report(f"{name} coef vs statsmodels", rel(r.params, c["coef"]), 1e-10)
-        report(f"{name} HC0 vs statsmodels cov_type='HC0'",
-               scaled_diff(r.cov_params(), c["HC0"]), 1e-8)
+        report(
+            f"{name} HC0 vs statsmodels cov_type='HC0'", scaled_diff(r.cov_params(), c["HC0"]), 1e-8
+        )
         G = c["n_clusters"]
         g = np.asarray(c["cluster"])
-        rc = mod.fit(tol=1e-13, maxiter=1000, cov_type="cluster",
-                     cov_kwds={"groups": g, "use_correction": False})
-        report(f"{name} CL vs statsmodels cluster(no corr.) * G/(G-1)",
-               scaled_diff(rc.cov_params() * G / (G - 1), c["CL"]), 1e-8)
+        rc = mod.fit(
+            tol=1e-13,
+            maxiter=1000,
+            cov_type="cluster",
+            cov_kwds={"groups": g, "use_correction": False},
+        )
+        report(
+            f"{name} CL vs statsmodels cluster(no corr.) * G/(G-1)",
+            scaled_diff(rc.cov_params() * G / (G - 1), c["CL"]),
+            1e-8,
+        )
         rn = mod.fit(tol=1e-13, maxiter=1000)
-        report(f"{name} vcov vs statsmodels nonrobust",
-               scaled_diff(rn.cov_params(), c["vcov"]), 1e-8)
+        report(
+            f"{name} vcov vs statsmodels nonrobust", scaled_diff(rn.cov_params(), c["vcov"]), 1e-8
+        )
 
     for name, c in ref["negbin"].items():
         X, y = arr(c["X"]), arr(c["y"])
@@ -177,23 +194,36 @@ def check_statsmodels(ref):
             r = r2
             if done:
                 break
-        report(f"negbin {name} coef vs statsmodels GLM NB2(alpha=1/theta)", rel(r.params, c["coef"]), 1e-10)
+        report(
+            f"negbin {name} coef vs statsmodels GLM NB2(alpha=1/theta)",
+            rel(r.params, c["coef"]),
+            1e-10,
+        )
         report(f"negbin {name} se vs statsmodels GLM NB2 (scale 1)", rel(r.bse, c["se"]), 1e-9)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             d = sm.NegativeBinomial(y, X, loglike_method="nb2").fit(
                 start_params=np.append(c["coef"], 1 / c["theta"]),
-                method="newton", maxiter=100, tol=1e-14, disp=False)
-        print(f"  info: negbin {name} discrete NB2 MLE: alpha rel diff vs 1/theta "
-              f"{abs(d.params[-1] * c['theta'] - 1):.2e}, coef {rel(d.params[:-1], c['coef']):.2e}, "
-              f"loglik diff {abs(d.llf - c['loglik']):.2e}")
+                method="newton",
+                maxiter=100,
+                tol=1e-14,
+                disp=False,
+            )
+        print(
+            f"  info: negbin {name} discrete NB2 MLE: alpha rel diff vs 1/theta "
+            f"{abs(d.params[-1] * c['theta'] - 1):.2e}, coef {rel(d.params[:-1], c['coef']):.2e}, "
+            f"loglik diff {abs(d.llf - c['loglik']):.2e}"
+        )
 
 
 def main():
     ref = load()
     import statsmodels
-    print(f"R: {ref['meta']['R']}, sandwich {ref['meta']['sandwich']}, MASS {ref['meta']['MASS']}, "
-          f"brglm2 {ref['meta']['brglm2']}")
+
+    print(
+        f"R: {ref['meta']['R']}, sandwich {ref['meta']['sandwich']}, MASS {ref['meta']['MASS']}, "
+        f"brglm2 {ref['meta']['brglm2']}"
+    )
     print(f"statsmodels {statsmodels.__version__}, numpy {np.__version__}")
     check_statsmodels(ref)
     check_numpy(ref)
