@@ -4,6 +4,10 @@ from . import datasets as datasets
 from . import links as links
 from . import nn as nn
 from . import solvers as solvers
+from ._comparison import Anova as Anova
+from ._comparison import TestResult as TestResult
+from ._comparison import anova as anova
+from ._comparison import lr_test as lr_test
 from ._exponential_family import ClosedForms as ClosedForms
 from ._exponential_family import ExponentialFamily as ExponentialFamily
 from ._exponential_family import Support as Support
@@ -20,6 +24,7 @@ from ._families import NegativeBinomial as NegativeBinomial
 from ._families import Poisson as Poisson
 from ._fit import add_intercept as add_intercept
 from ._fit import fit_glm as fit_glm
+from ._prediction import Prediction as Prediction
 from ._result import GLMResult as GLMResult
 from ._sharding import shard_rows as shard_rows
 from ._solution import ConvergenceWarning as ConvergenceWarning
@@ -41,6 +46,7 @@ from .nn import train_classifier as train_classifier
 __version__ = "0.2.0"
 
 __all__ = [
+    "Anova",
     "Bernoulli",
     "Binomial",
     "Categorical",
@@ -57,19 +63,23 @@ __all__ = [
     "MLP",
     "NegativeBinomial",
     "Poisson",
+    "Prediction",
     "ResultCode",
     "Support",
+    "TestResult",
     "TrainHistory",
     "VerifyReport",
     "accuracy",
     "activation_gradients",
     "add_intercept",
+    "anova",
     "cross_entropy",
     "datasets",
     "fit_glm",
     "fit_glm_streaming",
     "layer_gradient_norms",
     "links",
+    "lr_test",
     "make_family",
     "nn",
     "plot_activation_gradients",

@@ -100,6 +100,22 @@ class FitSums(eqx.Module):
     fisher: Float[Array, "p p *u"] | None
 
 
+def deviance_weights(family, w: Float[Array, " c"]) -> Float[Array, " c"]:
+    """``omega_i`` (module docstring): ``w_i`` for an estimating family, else ``w_i / phi``."""
+    return w if family.estimates_dispersion else w / jnp.asarray(family.dispersion, w.dtype)
+
+
+def row_deviances(
+    model: RowLikelihood, eta, t, sat
+) -> tuple[Float[Array, " c"], Float[Array, " c"]]:
+    """Each row's deviance term before its weight, ``2 [a*(t_i) - ll_i]`` clipped at 0 (module
+    docstring), and ``ll_i = <theta_i, t_i> - a(theta_i)``; ``sat``: the rows' `saturated`."""
+    theta = jax.vmap(model.natural)(eta)
+    inner = jnp.sum(theta * t, axis=-1) if t.ndim > 1 else theta * t
+    ll = inner - jax.vmap(model.family.log_partition)(theta)
+    return jnp.maximum(2 * (sat - ll), 0.0), ll
+
+
 def fit_sums(
     model: RowLikelihood, coef, null_coef, rows: Rows, *, information: str | None
 ) -> FitSums:
@@ -108,17 +124,12 @@ def fit_sums(
     family = model.family
     X, t, w = rows.X, rows.t, rows.weights
     eta = X @ coef + rows.offset
-    omega = w if family.estimates_dispersion else w / jnp.asarray(family.dispersion, w.dtype)
+    omega = deviance_weights(family, w)
     sat = jax.vmap(lambda ti: saturated(family, ti))(t)
 
-    def loglik_rows(eta):
-        theta = jax.vmap(model.natural)(eta)
-        return jnp.sum(theta * t, axis=-1) if t.ndim > 1 else theta * t, theta
-
     def deviance(eta):
-        inner, theta = loglik_rows(eta)
-        ll = inner - jax.vmap(family.log_partition)(theta)
-        return jnp.sum(_masked(omega, jnp.maximum(2 * (sat - ll), 0.0))), ll
+        d, ll = row_deviances(model, eta, t, sat)
+        return jnp.sum(_masked(omega, d)), ll
 
     dev, ll = deviance(eta)
     null_dev, _ = deviance(rows.offset + null_coef)

@@ -1,6 +1,8 @@
 """`GLMResult`: a fitted GLM (every fit path returns one) and its printable summary. The
 definitions of the inference quantities are in `glmjax._inference`."""
 
+from typing import TYPE_CHECKING
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +14,10 @@ from ._misc import check_alpha
 from ._solution import ResultCode
 from ._solver import Solution
 from .links import Link
+
+if TYPE_CHECKING:
+    from ._comparison import TestResult
+    from ._prediction import Prediction
 
 
 class GLMResult(eqx.Module):
@@ -114,6 +120,42 @@ class GLMResult(eqx.Module):
         c = self.critical_value(alpha)
         c = c.reshape(c.shape + (1,) * (self.coef.ndim - c.ndim))
         return self.coef - c * self.stderr, self.coef + c * self.stderr
+
+    def get_prediction(
+        self, X: ArrayLike, offset: ArrayLike | None = None, *, alpha=0.05
+    ) -> "Prediction":
+        """The predicted mean at new rows ``X`` with delta-method standard errors and ``1 -
+        alpha`` intervals (the linear predictor's mapped through the inverse link), and the
+        linear predictor with its standard errors: a `glmjax.Prediction` (definitions there)."""
+        from ._prediction import get_prediction
+
+        return get_prediction(self, X, offset, alpha)
+
+    def residuals(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        *,
+        kind: str = "deviance",
+        weights: ArrayLike | None = None,
+        offset: ArrayLike | None = None,
+    ) -> Float[Array, " n *m"]:
+        """R's ``residuals.glm(type = kind)`` of the rows ``(X, y, weights, offset)``: ``kind``
+        is ``"deviance"``, ``"pearson"``, ``"working"`` or ``"response"`` (only ``"response"``
+        for a vector family); definitions in `glmjax._prediction.residuals`."""
+        from ._prediction import residuals
+
+        return residuals(self, X, y, kind, weights, offset)
+
+    def wald_test(self, R: ArrayLike, q: ArrayLike | None = None) -> "TestResult":
+        """The Wald test of ``R @ coef.ravel() = q``: ``W = d^T (R cov R^T)^{-1} d``, ``d = R
+        coef.ravel() - q``, against chi-square with ``r`` degrees of freedom; `cov` is the
+        fit's (so it follows `cov_type`). ``R``: ``(r, coef.size)`` with independent rows, or
+        one row ``(coef.size,)``; ``q``: ``(r,)``, default zeros. Returns a `glmjax.TestResult`
+        ``(statistic, df, pvalue)``."""
+        from ._comparison import wald_test  # _comparison imports this module
+
+        return wald_test(self, R, q)
 
     def linear_predictor(
         self, X: ArrayLike, offset: ArrayLike | None = None
