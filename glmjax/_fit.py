@@ -14,6 +14,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from . import links
 from ._exponential_family import ExponentialFamily
+from ._firth import FirthObjective, check_firth
 from ._inference import COV_TYPES, fisher_hessian, fit_sums, infer, log_base_at, meat_sums
 from ._iterate import minimise
 from ._misc import check_choice, check_int, check_positive, is_concrete
@@ -56,32 +57,38 @@ def _start_eta(model: RowLikelihood, mean):
 
 @eqx.filter_jit
 def _solve(
-    model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks, chunk_size, checked
-):
-    # model's static parts, solver, max_iter, blocks, chunk_size and `checked` (the data were
-    # validated on the host: no check in the graph) are static (hashed) here: a second fit with
-    # the same shapes and options reuses the compiled loop
+    model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks, chunk_size, checked,
+    firth=False,
+):  # fmt: skip
+    # model's static parts, solver, max_iter, blocks, chunk_size, `checked` (the data were
+    # validated on the host: no check in the graph) and `firth` are static (hashed) here: a
+    # second fit with the same shapes and options reuses the compiled loop
     objective = GLMObjective.from_data(
         model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
     )
     columns = objective.column_summary()
     coef0 = start_coef(objective, eta0, columns.intercepts) if start is None else start
-    solution = minimise(objective, solver, coef0, max_iter=max_iter, tol=tol, scale=columns.scale)
+    problem = FirthObjective(objective) if firth else objective
+    solution = minimise(problem, solver, coef0, max_iter=max_iter, tol=tol, scale=columns.scale)
     if not checked:
         result = jnp.where(objective.data_valid(), solution.result, ResultCode.invalid_data)
         solution = eqx.tree_at(lambda s: s.result, solution, result.astype(jnp.int32))
     return solution, columns
 
 
-def null_coefficient(objective: GLMObjective, eta0, has_intercept, *, refit: bool, tol):
+def null_coefficient(
+    objective: GLMObjective, eta0, has_intercept, *, refit: bool, tol, firth: bool = False
+):
     """The null model's ``eta - offset``: with an intercept column, ``g(mean T)`` or (``refit``,
-    for an offset) the intercept-only fit; without one, 0 (``eta = offset``)."""
+    for an offset, or ``firth``: Firth's estimate, as brglm2's null deviance) the intercept-only
+    fit; without one, 0 (``eta = offset``)."""
     X = objective.X
-    if refit:
+    if refit or firth:
         ones = jnp.ones((X.shape[0], 1), X.dtype)
         null = eqx.tree_at(lambda o: (o.X, o.l2), objective, (ones, jnp.zeros((), X.dtype)))
         c0 = start_coef(null, eta0, jnp.ones(1, bool))
-        c = minimise(null, _NULL_SOLVER, c0, max_iter=100, tol=tol, scale=jnp.ones_like(c0))
+        problem = FirthObjective(null) if firth else null
+        c = minimise(problem, _NULL_SOLVER, c0, max_iter=100, tol=tol, scale=jnp.ones_like(c0))
         c = c.coef[0]
     else:
         c = jnp.asarray(eta0, X.dtype)
@@ -91,13 +98,15 @@ def null_coefficient(objective: GLMObjective, eta0, has_intercept, *, refit: boo
 @eqx.filter_jit
 def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, groups, options) -> GLMResult:
     refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size = options[:7]
-    cov_type, n_groups = options[7:]
+    cov_type, n_groups, firth = options[7:]
     objective = GLMObjective.from_data(
         model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
     )
     family, coef, n = model.family, solution.coef, X.shape[0]
     has_intercept = jnp.any(columns.intercepts)
-    null_coef = null_coefficient(objective, eta0, has_intercept, refit=refit_null, tol=tol)
+    null_coef = null_coefficient(
+        objective, eta0, has_intercept, refit=refit_null, tol=tol, firth=firth
+    )
     fisher = None if reuse or not covariance else information
     sums = objective.chunked_sum(
         lambda rows: fit_sums(model, coef, null_coef, rows, information=fisher),
@@ -221,26 +230,29 @@ def cluster_index(clusters, n: int) -> tuple[Array, int]:
     return jnp.asarray(index.reshape(n), jnp.int32), int(groups.size)
 
 
-def reuses_hessian(solver, canonical: bool, information: str) -> bool:
-    """Whether the solver's last evaluation holds the Hessian the inference wants."""
+def reuses_hessian(solver, canonical: bool, information: str, firth: bool = False) -> bool:
+    """Whether the solver's last evaluation holds the Hessian the inference wants (Firth's
+    objective gives the expected information to every second-order solver)."""
     kind = solver.needs().hessian
     if kind is None:
         return False
+    kind = "expected" if firth else kind
     return canonical or kind == information or (kind == "full" and information == "observed")
 
 
 def infer_options(
     solver, canonical: bool, offset, information, covariance, blocks, chunk_size,
-    cov_type="nonrobust", n_groups=0,
+    cov_type="nonrobust", n_groups=0, firth=False,
 ):  # fmt: skip
     """`_infer`'s static options: whether the null model is refitted (an offset that may be
-    non-zero), the information, the covariance, whether the solver's last Hessian is reused,
-    whether a first-order solver's optimum is checked, the row blocks and chunk size, the
-    covariance type and number of cluster segments."""
+    non-zero), the information, the covariance, whether the solver's last Hessian is reused
+    (``firth``: the solver minimised Firth's objective), whether a first-order solver's optimum
+    is checked, the row blocks and chunk size, the covariance type and number of cluster
+    segments."""
     refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
-    reuse = reuses_hessian(solver, canonical, information)
+    reuse = reuses_hessian(solver, canonical, information, firth)
     return (refit_null, information, covariance, reuse, not solver.second_order, blocks,
-            chunk_size, cov_type, n_groups)  # fmt: skip
+            chunk_size, cov_type, n_groups, firth)  # fmt: skip
 
 
 def fit_glm(
@@ -262,6 +274,7 @@ def fit_glm(
     covariance: bool = True,
     cov_type: str = "nonrobust",
     clusters: ArrayLike | None = None,
+    firth: bool = False,
 ) -> GLMResult:
     r"""Fit a generalised linear model by maximum likelihood (penalised by ``l2``).
 
@@ -309,6 +322,12 @@ def fit_glm(
       ``sandwich::vcovCL``, adjusted by ``G / (G - 1)``); definitions in `glmjax._inference`.
     - `clusters`: `(n,)` cluster labels (any values; at least 2 clusters) for
       ``cov_type="cluster"``.
+    - `firth`: Firth's bias-reduced estimate, the maximiser of the log-likelihood plus ``(1/2)
+      log det I(coef)`` (Jeffreys' prior; for a canonical link R's ``brglm2::brglmFit(type =
+      "AS_mean")`` and, for the logistic model, ``logistf``), finite under separation; for
+      families with a fixed dispersion (`glmjax._firth`). Its `stderr` are the Wald ones at the
+      estimate (expected information); `deviance`, `loglik` and `aic` are unpenalised, at the
+      estimate, and the null deviance is that of Firth's intercept-only fit, as brglm2's.
 
     **Returns:** a `GLMResult`. When the inputs are concrete a `ConvergenceWarning` says why a
     fit did not end with `ResultCode.successful`. Under ``jax.vmap``/``jax.jit`` of `fit_glm`
@@ -326,6 +345,10 @@ def fit_glm(
     check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance,
                       family=family, cov_type=cov_type, clusters=clusters)  # fmt: skip
     check_int(chunk_size, "chunk_size", minimum=1, optional=True)
+    if not isinstance(firth, bool):
+        raise ValueError(f"`firth` must be True or False, got {firth!r}")
+    if firth:
+        check_firth(family, hessian=hessian, cov_type=cov_type)
     X, y, weights, offset, l2, start = validate_glm_inputs(
         X, y, family, weights=weights, offset=offset, l2=l2, start=start
     )
@@ -339,10 +362,10 @@ def fit_glm(
     checked = all(map(is_concrete, (X, y, weights, offset, *jax.tree.leaves(family))))
     solution, columns = _solve(
         model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
-        chunk_size, checked,
+        chunk_size, checked, firth,
     )  # fmt: skip
     options = infer_options(solver, canonical, offset, information, covariance, blocks, chunk_size,
-                            cov_type, n_groups)  # fmt: skip
+                            cov_type, n_groups, firth)  # fmt: skip
     fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, groups, options)
     warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
     return fit

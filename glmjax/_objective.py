@@ -355,10 +355,11 @@ class GLMObjective(eqx.Module):
 
         return hvp
 
-    @property
-    def expected_is_observed(self) -> bool:
-        """Whether expected and observed information coincide (the canonical link)."""
-        return self.model.canonical
+    def exact_hessian(self, information: str) -> bool:
+        """Whether the Hessian `evaluate` gives for ``information`` (``"observed"``,
+        ``"expected"`` or ``"full"``) is the objective's own: the expected one only for the
+        canonical link, where the two informations coincide."""
+        return information != "expected" or self.model.canonical
 
     def fill_null_space(self, H: Float[Array, "q q"]) -> Float[Array, "q q"]:
         """`fill_null_space` with this objective's known null space (`null_projector`)."""

@@ -49,8 +49,9 @@ _MESSAGES = {
     "diverge while the fitted means approach the boundary of the mean space (separation or "
     "quasi-separation of a binary/categorical response, all-zero counts where a coefficient can "
     "push the Poisson mean to 0, a response with a single value). The returned coefficients are "
-    "finite but their size is arbitrary; their standard errors are meaningless. Consider `l2` > 0 "
-    "or dropping the separating columns",
+    "finite but their size is arbitrary; their standard errors are meaningless. Consider "
+    "`firth=True` (Firth's bias-reduced estimate, finite under separation), `l2` > 0 or dropping "
+    "the separating columns",
     ResultCode.singular_hessian: "converged, but the Hessian is singular (collinear columns of "
     "X?): the coefficients are the minimum-norm solution and are not unique; the covariance of the "
     "non-identifiable directions is infinite",

@@ -255,7 +255,10 @@ class _StreamProblem(eqx.Module):
     family: ExponentialFamily
     l2: Array
     coef_shape: tuple[int, ...] = eqx.field(static=True)
-    expected_is_observed: bool = eqx.field(static=True)
+    canonical: bool = eqx.field(static=True)
+
+    def exact_hessian(self, information: str) -> bool:
+        return information != "expected" or self.canonical
 
     def fill_null_space(self, H):
         return fill_null_space(H, null_projector(self.family, self.l2, self.coef_shape))

@@ -109,8 +109,9 @@ class AbstractDescent(eqx.Module):
       point, ``d`` shaped like ``coef``; `Solver` then searches along ``d``.
 
     ``problem`` is the objective: `fill_null_space(H)` adds its known null directions to a
-    Hessian, `expected_is_observed` says whether the two informations coincide (a canonical
-    link); in memory (not when streaming) it also has `hvp(coef, v)` and `value(coef)`.
+    Hessian, `exact_hessian(information)` whether the Hessian it gives for an information is the
+    objective's exact one (the expected information is, for a canonical link); in memory (not
+    when streaming) it also has `hvp(coef, v)` and `value(coef)`.
     Set the class variable `second_order` to ``True`` when ``d`` is a Newton-type step (then
     convergence also asks for a small step, and separation can be detected), and let
     `quadratic` say whether the steps converge quadratically (exact Newton).

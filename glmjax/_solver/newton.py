@@ -89,7 +89,7 @@ class NewtonDescent(AbstractDescent):
         return Needs(hessian="full" if self.hessian == "full" else self.information)
 
     def quadratic(self, problem) -> bool:
-        return self.needs().hessian != "expected" or problem.expected_is_observed
+        return problem.exact_hessian(self.needs().hessian)
 
     def direction(self, problem, coef, evaluation, state):
         H = problem.fill_null_space(evaluation.hessian)

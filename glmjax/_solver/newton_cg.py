@@ -80,7 +80,7 @@ class NewtonCGDescent(AbstractDescent):
 
     def quadratic(self, problem) -> bool:
         # superlinear: the CG forcing term shrinks with sqrt(|grad f|)
-        return self.information == "observed" or problem.expected_is_observed
+        return problem.exact_hessian(self.information)
 
     def direction(self, problem, coef, evaluation, state):
         g = evaluation.grad.reshape(-1)

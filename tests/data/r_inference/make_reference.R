@@ -524,6 +524,11 @@ make_firth <- function(name, formula, family, data) {
     weights = uv(fit$prior.weights),
     coef = uv(coef(fit)),
     se = uv(se),
+    # unpenalised, at the bias-reduced coefficients; the null deviance is the ML null model's
+    deviance = sc(deviance(fit)),
+    null_deviance = sc(fit$null.deviance),
+    loglik = sc(as.numeric(logLik(fit))),
+    aic = sc(AIC(fit)),
     converged = sc(fit$converged),
     n_iter = sc(as.integer(fit$iter)),
     type = sc(fit$type),
