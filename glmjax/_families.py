@@ -302,13 +302,17 @@ class Geometric(ExponentialFamily):
 class NegativeBinomial(ExponentialFamily):
     r"""Counts with a fixed ``r > 0`` (R's theta): ``p(y) = Gamma(y+r)/(Gamma(r) y!) (1-q)^r q^y``
     with q = e^eta < 1: ``a = -r log(1 - e^eta)``; mean ``r q/(1-q)``, variance ``mu + mu^2/r``.
-    R's ``MASS::negative.binomial(theta)`` uses the log link: ``link="log"`` gives its fit."""
+    R's ``MASS::negative.binomial(theta)`` uses the log link: ``link="log"`` gives its fit.
+    ``NegativeBinomial(r=None)``: `fit_glm` estimates ``r`` with the coefficients, as
+    ``MASS::glm.nb`` (`glmjax._negbin`; the log link by default), and returns the family with
+    the estimate in place."""
 
-    r: Float[ArrayLike, ""] = 1.0
+    r: Float[ArrayLike, ""] | None = 1.0
     support = Support.named("nonnegative_integers")
 
     def __check_init__(self):
-        check_positive(self.r, "r")
+        if self.r is not None:  # None: `fit_glm` estimates r (glmjax._negbin)
+            check_positive(self.r, "r")
 
     @property
     def eta_start(self):

@@ -18,6 +18,7 @@ from ._firth import FirthObjective, check_firth
 from ._inference import COV_TYPES, fisher_hessian, fit_sums, infer, log_base_at, meat_sums
 from ._iterate import minimise
 from ._misc import check_choice, check_int, check_positive, is_concrete
+from ._negbin import alternate, estimates_theta, models, with_theta
 from ._objective import GLMObjective, RowLikelihood, Rows
 from ._result import GLMResult
 from ._sharding import row_blocks
@@ -74,6 +75,25 @@ def _solve(
         result = jnp.where(objective.data_valid(), solution.result, ResultCode.invalid_data)
         solution = eqx.tree_at(lambda s: s.result, solution, result.astype(jnp.int32))
     return solution, columns
+
+
+@eqx.filter_jit
+def _solve_theta(
+    poisson, model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks, chunk_size,
+    checked,
+):  # fmt: skip
+    # `_solve` for NegativeBinomial(r=None): the Poisson fit, then glm.nb's alternation
+    def solve(model, start):
+        return _solve(model, X, y, w, offset, l2, start, eta0, solver, max_iter, tol, blocks,
+                      chunk_size, checked)  # fmt: skip
+
+    solution, columns = solve(poisson, start)
+    df_resid = jnp.sum(w > 0) - solution.coef.size
+    solution, theta, loglik = alternate(
+        lambda m, c: solve(m, c)[0], model, X, y, w, offset, solution, df_resid.astype(X.dtype),
+        tol=tol, max_iter=max_iter,
+    )  # fmt: skip
+    return solution, columns, theta, loglik
 
 
 def null_coefficient(
@@ -145,6 +165,19 @@ def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, groups, opt
         meat_of=meat_of,
     )
     return assemble(model, solution, inference, information, cov_type)
+
+
+def with_estimated_theta(fit: GLMResult, theta, loglik) -> GLMResult:
+    """``fit`` with ``theta`` (a `DispersionEstimate`) as `theta`, `theta_stderr`, the
+    alternation's ``loglik`` and ``aic``, ``bic`` counting ``theta`` as a parameter
+    (``glm.nb``'s)."""
+    k = (fit.aic + 2 * fit.loglik) / 2 + 1  # the fit's parameters, and theta
+    aic = -2 * loglik + 2 * k
+    bic = -2 * loglik + jnp.log(fit.nobs.astype(loglik.dtype)) * k
+    return eqx.tree_at(
+        lambda f: (f.loglik, f.aic, f.bic, f.theta, f.theta_stderr), fit,
+        (loglik, aic, bic, theta.value, theta.stderr), is_leaf=lambda x: x is None,
+    )  # fmt: skip
 
 
 def assemble(
@@ -341,31 +374,47 @@ def fit_glm(
     ```
     """
     check_choice(hessian, "hessian", ("structured", "full"))
-    link, canonical = links.get(link, family)
+    theta_estimated = estimates_theta(family)
+    if theta_estimated:
+        poisson, model = models(link)
+        family, link, canonical = model.family, model.link, False
+    else:
+        link, canonical = links.get(link, family)
+        model = RowLikelihood(family, link, canonical)
     check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance,
                       family=family, cov_type=cov_type, clusters=clusters)  # fmt: skip
     check_int(chunk_size, "chunk_size", minimum=1, optional=True)
     if not isinstance(firth, bool):
         raise ValueError(f"`firth` must be True or False, got {firth!r}")
     if firth:
+        if theta_estimated:
+            raise ValueError("`firth=True` is not offered with NegativeBinomial(r=None)")
         check_firth(family, hessian=hessian, cov_type=cov_type)
     X, y, weights, offset, l2, start = validate_glm_inputs(
         X, y, family, weights=weights, offset=offset, l2=l2, start=start
     )
     groups, n_groups = (None, 0) if clusters is None else cluster_index(clusters, X.shape[0])
     solver = make_solver(method, hessian=hessian, shape=X.shape + (family.natural_dim,))
-    model = RowLikelihood(family, link, canonical)
     eta0 = _start_eta(model, _mean_statistic(family, X, y, weights))
     tol = jnp.asarray(tol, X.dtype)
     blocks = row_blocks(X)
     # concrete data were validated on the host: the compiled fit need not check them again
     checked = all(map(is_concrete, (X, y, weights, offset, *jax.tree.leaves(family))))
-    solution, columns = _solve(
-        model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
-        chunk_size, checked, firth,
-    )  # fmt: skip
+    if theta_estimated:
+        solution, columns, theta, loglik = _solve_theta(
+            poisson, model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol,
+            blocks, chunk_size, checked,
+        )  # fmt: skip
+        model = with_theta(model, theta.value)
+    else:
+        solution, columns = _solve(
+            model, X, y, weights, offset, l2, start, eta0, solver, int(max_iter), tol, blocks,
+            chunk_size, checked, firth,
+        )  # fmt: skip
     options = infer_options(solver, canonical, offset, information, covariance, blocks, chunk_size,
                             cov_type, n_groups, firth)  # fmt: skip
     fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, groups, options)
+    if theta_estimated:
+        fit = with_estimated_theta(fit, theta, loglik)
     warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
     return fit

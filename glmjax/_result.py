@@ -39,6 +39,9 @@ class GLMResult(eqx.Module):
     - `information`: ``"expected"`` or ``"observed"``, the information behind `cov`.
     - `cov_type`: the covariance `cov` is (``"nonrobust"``, ``"HC0"``-``"HC3"``, ``"cluster"``:
       `fit_glm`).
+    - `theta`, `theta_stderr`: for ``NegativeBinomial(r=None)``, the estimated ``theta``
+      (also `family.r`) and its standard error, as ``MASS::glm.nb`` (`glmjax._negbin`); else
+      ``None``.
     """
 
     family: ExponentialFamily
@@ -60,6 +63,8 @@ class GLMResult(eqx.Module):
     has_intercept: Bool[Array, ""]
     information: str = eqx.field(static=True, default="expected")
     cov_type: str = eqx.field(static=True, default="nonrobust")
+    theta: Float[Array, ""] | None = None
+    theta_stderr: Float[Array, ""] | None = None
 
     @property
     def coef(self) -> Float[Array, " p *m"]:
@@ -233,6 +238,14 @@ class Summary:
             f"{'AIC:':<20}{float(r.aic):<20.6g}{'BIC:':<20}{float(r.bic):.6g}",
             f"{'Iterations:':<20}{int(r.n_iter):<20}{'Converged:':<20}{bool(r.converged)}",
             f"{'Covariance:':<20}{r.cov_type}",
+            *(
+                [
+                    f"{'Theta:':<20}{float(r.theta):<20.6g}{'Std. Err.:':<20}"
+                    f"{float(r.theta_stderr):.6g}"
+                ]
+                if r.theta is not None
+                else []
+            ),  # fmt: skip
             rule,
         ]
         body = []

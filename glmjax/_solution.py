@@ -24,6 +24,7 @@ class ResultCode(enum.IntEnum):
     zero_curvature = 6
     invalid_data = 7
     not_optimal = 8
+    infinite_parameter = 9
 
     @property
     def message(self) -> str:
@@ -69,4 +70,8 @@ _MESSAGES = {
     "coefficients would still move them: they are not at the optimum. The data may be separated "
     "(the maximum-likelihood estimate does not exist) or the problem ill-conditioned; refit with "
     "method='newton' to tell which",
+    ResultCode.infinite_parameter: "the family parameter estimated with the coefficients has no "
+    "finite maximum-likelihood estimate: the negative binomial's theta is infinite because the "
+    "counts are not overdispersed relative to the Poisson means (sum w ((y - mu)^2 - y) <= 0). "
+    "The fit is the Poisson limit (coefficients and inference of the Poisson GLM); use Poisson",
 }
