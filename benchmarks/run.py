@@ -76,6 +76,11 @@ BENCHMARKS = {
         "scale_many_poisson",
         "10,000 Poisson fits by one vmapped fit_glm vs a statsmodels loop",
     ),
+    "many_negbin": Benchmark(
+        "benchmarks.scale:run_many_negbin",
+        "scale_many_negbin",
+        "10,000 negative binomial GLMs (theta per gene, 2,000 cells) vs statsmodels, glmGamPoi",
+    ),
 }
 DEFAULT = ["solvers", "peers", "profile", "roofline", "mlp"]
 
