@@ -367,6 +367,26 @@ def _gamma_derivatives(rows: _Rows, shape):
     return _weighted_sum(rows.w, fit + h1), _weighted_sum(rows.w, w * h2)
 
 
+def gamma_loglik(
+    y: Float[ArrayLike, " n"],
+    mu: Float[ArrayLike, " n"],
+    weights: Float[ArrayLike, " n"] | None,
+    shape: Float[ArrayLike, ""],
+) -> Float[Array, ""]:
+    r"""The Gamma log-likelihood ``ell(alpha)`` of the module docstring (row ``i`` with shape
+    ``k_i = w_i alpha`` and mean ``mu_i``, ``gamma.shape``'s convention): ``sum_i log
+    dgamma(y_i, shape = k_i, scale = mu_i / k_i)``. NaN for invalid data or ``shape <= 0``."""
+    rows = _rows(y, mu, weights, positive_y=True)
+    shape = jnp.asarray(shape, rows.mu.dtype)
+    k = jnp.where(rows.w > 0, rows.w, 1.0) * shape
+    terms = (
+        k * _log1pmx((rows.y - rows.mu) / rows.mu) + xlogy(k, k) - k - gammaln(k)
+        - jnp.log(rows.y)
+    )  # fmt: skip
+    loglik = jnp.sum(jnp.where(rows.w > 0, terms, 0.0))
+    return jnp.where(rows.valid & (shape > 0), loglik, jnp.nan)
+
+
 # ----- standard errors ------------------------------------------------------------------------
 
 

@@ -182,12 +182,14 @@ class _ShapeFamily(ExponentialFamily):
     """A positive response with a ``shape`` whose inverse is the dispersion, which GLM fits
     estimate (the Gamma and the inverse Gaussian)."""
 
-    shape: Float[ArrayLike, ""] = 1.0
+    shape: Float[ArrayLike, ""] | None = 1.0
     support = Support.named("positive_real")
     estimates_dispersion: ClassVar[bool] = True
+    shape_estimable: ClassVar[bool] = False  # shape=None: `fit_glm` estimates it
 
     def __check_init__(self):
-        check_positive(self.shape, "shape")
+        if not (self.shape is None and self.shape_estimable):
+            check_positive(self.shape, "shape")
 
     @property
     def dispersion(self):
@@ -217,7 +219,13 @@ class Gamma(_ShapeFamily, _ReciprocalMean):
 
     R's and statsmodels' "inverse" link is ``1/mu = -eta``: their canonical-link coefficients are
     minus ours (``link="inverse"`` gives theirs).
+
+    ``Gamma(shape=None)``: `fit_glm` estimates the shape by maximum likelihood after the
+    coefficients (which do not depend on it), as ``MASS::gamma.shape``, and returns the family
+    with the estimate in place; its dispersion is then ``1 / shape`` (``MASS::gamma.dispersion``).
     """
+
+    shape_estimable: ClassVar[bool] = True
 
     def log_base_measure(self, y):
         k = self.shape

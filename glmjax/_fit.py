@@ -13,7 +13,10 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from . import links
+from ._dispersion import DispersionResult, gamma_loglik, gamma_shape_ml
+from ._distributions import t_two_sided
 from ._exponential_family import ExponentialFamily
+from ._families import Gamma
 from ._firth import FirthObjective, check_firth
 from ._inference import COV_TYPES, fisher_hessian, fit_sums, infer, log_base_at, meat_sums
 from ._iterate import minimise
@@ -178,6 +181,38 @@ def with_estimated_theta(fit: GLMResult, theta, loglik) -> GLMResult:
         lambda f: (f.loglik, f.aic, f.bic, f.theta, f.theta_stderr), fit,
         (loglik, aic, bic, theta.value, theta.stderr), is_leaf=lambda x: x is None,
     )  # fmt: skip
+
+
+@eqx.filter_jit
+def _with_estimated_shape(fit: GLMResult, model: RowLikelihood, X, y, w, offset) -> GLMResult:
+    """A Gamma ``fit`` with its shape by maximum likelihood at its means (`gamma_shape_ml`,
+    ``MASS::gamma.shape``) in its family; the dispersion ``1 / shape`` (``gamma.dispersion``)
+    behind `scale`, `cov`, `stderr`, t values and p-values (R's ``summary(fit, dispersion =
+    gamma.dispersion(fit))``, whose z tests are t tests on ``df_resid`` here, as for every
+    estimated dispersion); `loglik` at ``(coef, shape)`` (rows of shape ``w_i shape``), with
+    `aic` and `bic` counting the shape as before."""
+    mu = jax.vmap(model.mean)(fit.linear_predictor(X, offset))
+    shape = gamma_shape_ml(y, mu, w)
+    scale = 1 / shape.value
+    factor = scale / fit.scale
+    loglik = gamma_loglik(y, mu, w, shape.value)
+    k = (fit.aic + 2 * fit.loglik) / 2
+    bic = -2 * loglik + jnp.log(fit.nobs.astype(loglik.dtype)) * k
+    code = jnp.select(
+        [fit.result != ResultCode.successful, shape.result == DispersionResult.infinite,
+         shape.result != DispersionResult.successful],
+        [fit.result, ResultCode.infinite_parameter, ResultCode.nonfinite],
+        ResultCode.successful,
+    ).astype(jnp.int32)  # fmt: skip
+    fields = {"family": Gamma(shape.value), "scale": scale, "loglik": loglik,
+              "aic": -2 * loglik + 2 * k, "bic": bic}  # fmt: skip
+    if fit.cov is not None:
+        z = fit.zvalues / jnp.sqrt(factor)
+        fields |= {"cov": fit.cov * factor, "stderr": fit.stderr * jnp.sqrt(factor),
+                   "zvalues": z, "pvalues": t_two_sided(z, fit.df_resid)}  # fmt: skip
+    fit = eqx.tree_at(lambda f: [getattr(f, name) for name in fields], fit, list(fields.values()))
+    converged = (code == ResultCode.successful) | (code == ResultCode.singular_hessian)
+    return eqx.tree_at(lambda f: (f.solution.result, f.solution.converged), fit, (code, converged))
 
 
 def assemble(
@@ -375,6 +410,9 @@ def fit_glm(
     """
     check_choice(hessian, "hessian", ("structured", "full"))
     theta_estimated = estimates_theta(family)
+    shape_estimated = isinstance(family, Gamma) and family.shape is None
+    if shape_estimated:
+        family = Gamma(1.0)  # the coefficients do not depend on the shape
     if theta_estimated:
         poisson, model = models(link)
         family, link, canonical = model.family, model.link, False
@@ -416,5 +454,7 @@ def fit_glm(
     fit = _infer(model, X, y, weights, offset, l2, solution, columns, eta0, tol, groups, options)
     if theta_estimated:
         fit = with_estimated_theta(fit, theta, loglik)
+    if shape_estimated:
+        fit = _with_estimated_shape(fit, model, X, y, weights, offset)
     warn_outcome(fit, f"fit_glm ({family.name}, method={method!r})")
     return fit

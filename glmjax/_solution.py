@@ -73,5 +73,6 @@ _MESSAGES = {
     ResultCode.infinite_parameter: "the family parameter estimated with the coefficients has no "
     "finite maximum-likelihood estimate: the negative binomial's theta is infinite because the "
     "counts are not overdispersed relative to the Poisson means (sum w ((y - mu)^2 - y) <= 0). "
-    "The fit is the Poisson limit (coefficients and inference of the Poisson GLM); use Poisson",
+    "The fit is the Poisson limit (coefficients and inference of the Poisson GLM); use Poisson. "
+    "Gamma(shape=None): every y equals its fitted mean, the shape is infinite",
 }
