@@ -173,6 +173,9 @@ class _Conjugate(eqx.Module):
             hessian=hess,
         )
 
+    def exact_hessian(self, information: str) -> bool:
+        return True  # jax.hessian of the objective itself
+
     def fill_null_space(self, H):
         if self.family.identifiable:
             return H
