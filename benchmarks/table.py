@@ -2,8 +2,8 @@
 
 Every ``<name>.json`` there gets a section: ``solvers.json`` (written by ``glmjax bench`` or
 ``python -m benchmarks.run``), ``peers``, ``roofline``, ``mlp``, ``device`` and the scale runs
-``scale_streaming``, ``scale_newton_cg``, ``scale_many_poisson``; any other JSON file is listed by
-name. ``*.partial.json`` (an interrupted run) is left out.
+``scale_streaming``, ``scale_newton_cg``, ``scale_many_poisson``, ``scale_many_negbin``; any
+other JSON file is listed by name. ``*.partial.json`` (an interrupted run) is left out.
 """
 
 import json
@@ -352,6 +352,22 @@ def _scale_many_poisson(r: dict) -> list[str]:
     return ["### Many small models in one call", "", line, ""]
 
 
+def _scale_many_negbin(r: dict) -> list[str]:
+    line = (
+        f"- {r['genes']:,} negative binomial GLMs, theta per gene ({r['cells']:,} cells, "
+        f"p={r['columns']}, blocks of {r['block_genes']:,} genes) by vmapped `fit_glm`: "
+        f"{_s(r['jax_seconds'])} s (compile {_s(r['jax_compile_seconds'])} s; result codes "
+        f"{r['result_codes']}); statsmodels' NB2 gene by gene: "
+        f"{_s(r['statsmodels_subset_seconds'])} s for {r['statsmodels_subset_genes']} genes, "
+        f"{_s(r['statsmodels_extrapolated_seconds'])} s extrapolated, speedup "
+        f"**{r['speedup_vs_statsmodels']:.1f}x**; there max relative coef diff "
+        f"{_e(r['subset_max_rel_coef_diff'])}, theta {_e(r['subset_max_rel_theta_diff'])}; "
+        f"glmGamPoi's published figure scaled to this size: "
+        f"{_s(r['glmgampoi_scaled_seconds'])} s"
+    )
+    return ["### Many negative binomial GLMs (glmGamPoi's workload)", "", line, ""]
+
+
 _SECTIONS = {
     "solvers": _solvers,
     "peers": _peers,
@@ -362,6 +378,7 @@ _SECTIONS = {
     "scale_streaming": _scale_streaming,
     "scale_newton_cg": _scale_newton_cg,
     "scale_many_poisson": _scale_many_poisson,
+    "scale_many_negbin": _scale_many_negbin,
 }
 
 
