@@ -170,13 +170,18 @@ def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, groups, opt
     return assemble(model, solution, inference, information, cov_type)
 
 
+def information_criteria(fit: GLMResult, loglik, extra: int = 0):
+    """``(aic, bic)`` at a new log-likelihood ``loglik``, counting the ``k`` parameters ``fit``'s
+    own AIC counts and ``extra`` more."""
+    k = (fit.aic + 2 * fit.loglik) / 2 + extra
+    return -2 * loglik + 2 * k, -2 * loglik + jnp.log(fit.nobs.astype(loglik.dtype)) * k
+
+
 def with_estimated_theta(fit: GLMResult, theta, loglik) -> GLMResult:
     """``fit`` with ``theta`` (a `DispersionEstimate`) as `theta`, `theta_stderr`, the
     alternation's ``loglik`` and ``aic``, ``bic`` counting ``theta`` as a parameter
     (``glm.nb``'s)."""
-    k = (fit.aic + 2 * fit.loglik) / 2 + 1  # the fit's parameters, and theta
-    aic = -2 * loglik + 2 * k
-    bic = -2 * loglik + jnp.log(fit.nobs.astype(loglik.dtype)) * k
+    aic, bic = information_criteria(fit, loglik, extra=1)  # theta
     return eqx.tree_at(
         lambda f: (f.loglik, f.aic, f.bic, f.theta, f.theta_stderr), fit,
         (loglik, aic, bic, theta.value, theta.stderr), is_leaf=lambda x: x is None,
@@ -196,16 +201,15 @@ def _with_estimated_shape(fit: GLMResult, model: RowLikelihood, X, y, w, offset)
     scale = 1 / shape.value
     factor = scale / fit.scale
     loglik = gamma_loglik(y, mu, w, shape.value)
-    k = (fit.aic + 2 * fit.loglik) / 2
-    bic = -2 * loglik + jnp.log(fit.nobs.astype(loglik.dtype)) * k
+    aic, bic = information_criteria(fit, loglik)
     code = jnp.select(
         [fit.result != ResultCode.successful, shape.result == DispersionResult.infinite,
          shape.result != DispersionResult.successful],
         [fit.result, ResultCode.infinite_parameter, ResultCode.nonfinite],
         ResultCode.successful,
     ).astype(jnp.int32)  # fmt: skip
-    fields = {"family": Gamma(shape.value), "scale": scale, "loglik": loglik,
-              "aic": -2 * loglik + 2 * k, "bic": bic}  # fmt: skip
+    fields = {"family": Gamma(shape.value), "scale": scale, "loglik": loglik, "aic": aic,
+              "bic": bic}  # fmt: skip
     if fit.cov is not None:
         z = fit.zvalues / jnp.sqrt(factor)
         fields |= {"cov": fit.cov * factor, "stderr": fit.stderr * jnp.sqrt(factor),
