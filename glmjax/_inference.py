@@ -318,11 +318,13 @@ def leverage(model: RowLikelihood, coef, bread, rows: Rows, information: str) ->
 def meat_sums(
     model: RowLikelihood, coef, rows: Rows, groups, *, cov_type: str, bread, n_groups: int,
     information: str,
-) -> tuple[Float[Array, "q q"], Int[Array, " g"]]:  # fmt: skip
-    """One chunk's part of the sandwich's meat ``sum_i U_i U_i^T`` (`row_scores`), and per
-    cluster the number of rows with weight > 0: HC2 / HC3 scale ``U_i`` by ``(1 - h_i)^{-1/2}``
-    / ``(1 - h_i)^{-1}`` (`leverage` with the bread ``B``); ``"cluster"`` sums ``U_i`` within
-    each of the ``n_groups`` clusters (``groups``: labels ``0..n_groups - 1``) first."""
+) -> tuple[Float[Array, "q q"] | Float[Array, "g q"], Int[Array, " g"]]:  # fmt: skip
+    """One chunk's part of the sandwich's meat, a sum over its rows: ``sum_i U_i U_i^T``
+    (`row_scores`; HC2 / HC3 scale ``U_i`` by ``(1 - h_i)^{-1/2}`` / ``(1 - h_i)^{-1}``,
+    `leverage` with the bread ``B``), and per cluster the number of rows with weight > 0. For
+    ``"cluster"`` the sum is of the scores within each of the ``n_groups`` clusters (``groups``:
+    labels ``0..n_groups - 1``), ``(G, q)``: a cluster may span chunks, so the product waits
+    for the sum over all of them (`sandwich`)."""
     U = row_scores(model, coef, rows)
     if cov_type in ("HC2", "HC3"):
         h = leverage(model, coef, bread, rows, information)
@@ -331,17 +333,20 @@ def meat_sums(
         return U.T @ U, jnp.zeros(1, jnp.int32)
     Ug = jax.ops.segment_sum(U, groups, num_segments=n_groups)
     counts = jax.ops.segment_sum((rows.weights > 0).astype(jnp.int32), groups, n_groups)
-    return Ug.T @ Ug, counts
+    return Ug, counts
 
 
 def sandwich(bread, meat, unidentified, counts, *, cov_type: str, nobs, rank):
-    """``B M B`` with R's small-sample factors (``sandwich::vcovHC``, ``vcovCL``): HC1 times
-    ``n_obs / (n_obs - rank)``; ``"cluster"`` times ``G / (G - 1)``, ``G`` the clusters with a
-    row of weight > 0. Coefficients in an unexpected null direction keep an infinite
-    variance."""
+    """``B M B`` (``meat``: `meat_sums` over all rows; for ``"cluster"`` the clusters' score
+    sums ``S``, and ``M = S^T S``) with R's small-sample factors (``sandwich::vcovHC``,
+    ``vcovCL``): HC1 times ``n_obs / (n_obs - rank)``; ``"cluster"`` times ``G / (G - 1)``,
+    ``G`` the clusters with a row of weight > 0. Coefficients in an unexpected null direction
+    keep an infinite variance."""
     dtype = bread.dtype
     mask = unidentified[:, None] | unidentified[None, :]
     B = jnp.where(mask, 0.0, bread)
+    if cov_type == "cluster":
+        meat = meat.T @ meat
     cov = B @ meat @ B
     if cov_type == "HC1":
         cov = cov * (nobs / (nobs - rank)).astype(dtype)

@@ -125,6 +125,53 @@ def _source(chunks, chunk_rows: int | None) -> _Source:
     )
 
 
+def _labels(clusters, chunks, source: _Source) -> Callable[[], Iterable]:
+    """``make()`` giving a fresh iterable of the cluster labels of each chunk, in the order of
+    the chunks: ``clusters`` is an `(N,)` array when ``chunks`` are arrays (read in the same
+    rows), else like ``chunks`` a function returning an iterable of label chunks or a
+    re-iterable collection of them."""
+    arrays = isinstance(chunks, tuple) and chunks and all(hasattr(a, "shape") for a in chunks)
+    if arrays:
+        n = chunks[0].shape[0]
+        if not hasattr(clusters, "shape") or tuple(clusters.shape) != (n,):
+            raise ValueError(
+                f"`clusters` must be an array of shape ({n},) when `chunks` are arrays, got "
+                f"{getattr(clusters, 'shape', type(clusters).__name__)}"
+            )
+        rows = source.rows
+        return lambda: (_read_rows(clusters, a, min(a + rows, n)) for a in range(0, n, rows))
+    if callable(clusters):
+        return clusters
+    if isinstance(clusters, Iterable) and iter(clusters) is not clusters:
+        return lambda: iter(clusters)
+    raise ValueError(
+        "`clusters` must be, like `chunks`, a function returning an iterable of label arrays "
+        "(one per chunk) or a re-iterable collection of them; got "
+        f"{type(clusters).__name__}"
+    )
+
+
+def _cluster_codes(make_labels: Callable[[], Iterable]) -> np.ndarray:
+    """The distinct cluster labels, sorted (one pass over the labels alone)."""
+    seen = [np.unique(np.asarray(labels)) for labels in make_labels()]
+    codes = np.unique(np.concatenate(seen)) if seen else np.zeros(0)
+    if codes.size < 2:
+        raise ValueError(f"`clusters` must hold at least 2 clusters, got {codes.size}")
+    return codes
+
+
+def _with_labels(chunks: Iterable, labels: Iterable):
+    """Each chunk tuple with its labels appended; ``ValueError`` when the counts differ."""
+    labels = iter(labels)
+    for index, chunk in enumerate(chunks):
+        g = next(labels, None)
+        if g is None:
+            raise ValueError(f"`clusters` gave labels for {index} chunks, `chunks` has more")
+        yield chunk, g
+    if next(labels, None) is not None:
+        raise ValueError("`clusters` gave labels for more chunks than `chunks` has")
+
+
 def _pad(chunk, rows: int, family, index: int) -> tuple[np.ndarray, ...]:
     """``(X, y, weights, offset, n)``, padded to ``rows`` rows by repeating the last row with
     weight 0."""
@@ -230,10 +277,10 @@ def _chunk_fit(model, coef, null_coef, information, X, y, w, offset):
 
 
 @eqx.filter_jit
-def _chunk_meat(model, coef, bread, cov_type, information, X, y, w, offset):
+def _chunk_meat(model, coef, bread, cov_type, information, n_groups, X, y, w, offset, groups):
     rows = _rows(model.family, X, y, w, offset)
-    return meat_sums(model, coef, rows, None, cov_type=cov_type, bread=bread, n_groups=0,
-                     information=information)  # fmt: skip
+    return meat_sums(model, coef, rows, groups, cov_type=cov_type, bread=bread,
+                     n_groups=n_groups, information=information)  # fmt: skip
 
 
 @eqx.filter_jit
@@ -277,6 +324,25 @@ def _step(solver, problem, state, evaluation):
 _least_squares_start = eqx.filter_jit(least_squares_start)
 
 
+class _Clusters:
+    """The cluster labels of a streamed fit: where they come from and their distinct values."""
+
+    def __init__(self, clusters, chunks, source: _Source):
+        self.make = _labels(clusters, chunks, source)
+        self.codes = _cluster_codes(self.make)
+
+    def index(self, labels, n: int, rows: int, chunk: int) -> np.ndarray:
+        """A chunk's labels as indices ``0..G-1``, padded with 0 to ``rows``."""
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"chunk {chunk}: `clusters` has shape {labels.shape}, its X has {n} "
+                             "rows")  # fmt: skip
+        index = np.searchsorted(self.codes, labels)
+        if np.any(index >= self.codes.size) or np.any(self.codes[index] != labels):
+            raise ValueError(f"chunk {chunk}: `clusters` differ from those of the first pass")
+        return np.pad(index.astype(np.int32), (0, rows - n))
+
+
 class _Passes:
     """Reads the chunks once per call, validating and padding each, and adds up what a chunk
     function returns; remembers the rows, columns and dtype of the first pass."""
@@ -287,11 +353,14 @@ class _Passes:
         self.columns = self.dtype = None
         self.count = 0
 
-    def __call__(self, chunk_fn, desc: str, *, design: bool = True, inspect=None):
+    def __call__(self, chunk_fn, desc: str, *, design: bool = True, inspect=None, clusters=None):
+        """``sum chunk_fn(X, y, w, o)`` over the chunks; with ``clusters`` (`_Clusters`)
+        ``chunk_fn(X, y, w, o, g)``, ``g`` the chunk's cluster indices (0 in padded rows)."""
         total, n_rows = None, 0
         self.count += 1
 
-        def prepare(index, chunk):
+        def prepare(index, item):
+            chunk, labels = item if clusters is not None else (item, None)
             if self.rows is None:
                 self.rows = int(np.shape(chunk[0])[0])
             X, y, w, o, n = _pad(chunk, self.rows, self.family, index)
@@ -307,13 +376,17 @@ class _Passes:
                 raise ValueError(f"chunk {index}: {error}") from None
             if inspect is not None:
                 inspect(np.asarray(X)[:n], np.asarray(o)[:n])
-            return X, y, w, o, n
+            if clusters is None:
+                return (X, y, w, o), n
+            return (X, y, w, o, clusters.index(labels, n, self.rows, index)), n
 
-        chunks = _prefetched(self.source.make(design), prepare)
-        with tqdm(chunks, desc=desc, unit="chunk", total=self.n_chunks, leave=False,
-                  disable=not self.progress) as bar:  # fmt: skip
-            for X, y, w, o, n in bar:
-                sums = chunk_fn(X, y, w, o)
+        chunks = self.source.make(design)
+        if clusters is not None:
+            chunks = _with_labels(chunks, clusters.make())
+        with tqdm(_prefetched(chunks, prepare), desc=desc, unit="chunk", total=self.n_chunks,
+                  leave=False, disable=not self.progress) as bar:  # fmt: skip
+            for arrays, n in bar:
+                sums = chunk_fn(*arrays)
                 total = sums if total is None else _add(total, sums)
                 n_rows += n
         if total is None:
@@ -374,6 +447,7 @@ def fit_glm_streaming(
     chunk_rows: int | None = None,
     covariance: bool = True,
     cov_type: str = "nonrobust",
+    clusters=None,
     progress: bool = True,
 ) -> GLMResult:
     r"""Fit a GLM with one pass over chunks of rows per evaluation (out of core).
@@ -392,8 +466,13 @@ def fit_glm_streaming(
           expected to give the same rows each time;
         - a re-iterable collection (e.g. a list) of chunk tuples.
     - `family`, `link`, `l2`, `max_iter`, `tol`, `information`, `covariance`: as `fit_glm`.
-    - `cov_type`: as `fit_glm`, one pass more for a sandwich; ``"HC0"``-``"HC3"`` (cluster
-      labels do not come with the chunks yet: ``"cluster"`` needs `fit_glm`).
+    - `cov_type`: as `fit_glm`, one pass more for a sandwich (``"HC0"``-``"HC3"``,
+      ``"cluster"``).
+    - `clusters`: for ``cov_type="cluster"``, the rows' cluster labels (any values; at least 2
+      clusters; a cluster may span chunks): an `(N,)` array (e.g. a `numpy.memmap`) when
+      `chunks` are arrays, else, like `chunks`, a function returning an iterable of label arrays
+      or a re-iterable collection of them, one per chunk and in the same order. One pass over
+      the labels alone finds the clusters; the sandwich's pass reads them with the chunks.
     - `method`: ``"newton"``, ``"irls"``, ``"lbfgs"``, ``"gd"``, or a `glmjax.solvers.Solver`
       whose descent needs only the evaluations (``"newton-cg"`` needs the rows at hand).
     - `chunk_rows`: rows per compiled chunk; chunks are padded up to it. Default: 65,536 rows for
@@ -421,20 +500,21 @@ def fit_glm_streaming(
             "'gd' and optax transformations without extra arguments"
         )
     link, canonical = links.get(link, family)
-    if cov_type == "cluster":
-        raise ValueError("`cov_type='cluster'` is not available for streaming fits: use fit_glm")
     check_fit_options(max_iter=max_iter, tol=tol, information=information, covariance=covariance,
-                      family=family, cov_type=cov_type)  # fmt: skip
+                      family=family, cov_type=cov_type, clusters=clusters)  # fmt: skip
     check_int(chunk_rows, "chunk_rows", minimum=1, optional=True)
     model = RowLikelihood(family, link, canonical)
-    passes = _Passes(_source(chunks, chunk_rows), family, progress)
+    source = _source(chunks, chunk_rows)
+    labels = None if clusters is None else _Clusters(clusters, chunks, source)
+    passes = _Passes(source, family, progress)
     start = _start(model, passes, l2)
     tol = jnp.asarray(tol, start.coef.dtype)
     with tqdm(total=max_iter, desc=str(method), unit="iter", disable=not progress) as bar:
         solution = _run(solver, model, passes, start.coef, start.l2, max_iter=int(max_iter),
                         tol=tol, scale=start.scale, design=True, bar=bar)  # fmt: skip
     solution = eqx.tree_at(lambda s: s.n_evals, solution, jnp.asarray(passes.count, jnp.int32))
-    options = (reuses_hessian(solver, canonical, information), information, covariance, cov_type)
+    options = (reuses_hessian(solver, canonical, information), information, covariance, cov_type,
+               labels)  # fmt: skip
     inference = _inference(model, passes, start, solution, tol, options, solver.second_order)
     fit = assemble(model, solution, inference, information, cov_type)
     warn_outcome(fit, f"fit_glm_streaming ({family.name}, method={method!r})")
@@ -493,7 +573,7 @@ def _inference(model, passes: _Passes, start: _Start, solution: Solution, tol, o
     """`glmjax._inference.infer` with a pass for its sums (and one more for an estimating
     family's log-likelihood); with an offset and an intercept, the null model fitted first by
     the same loop on a column of ones."""
-    reuse, information, covariance, cov_type = options
+    reuse, information, covariance, cov_type, clusters = options
     family, coef = model.family, solution.coef
     m_shape = coef.shape[1:]
     if start.has_intercept and start.has_offset:
@@ -526,9 +606,13 @@ def _inference(model, passes: _Passes, start: _Start, solution: Solution, tol, o
         return passes(lambda X, y, w, o: _chunk_log_base(family, phi, X, y, w, o),
                       "log-likelihood", design=False)  # fmt: skip
 
+    n_groups = 0 if clusters is None else clusters.codes.size
+
     def meat_of(bread):
-        return passes(lambda X, y, w, o: _chunk_meat(model, coef, bread, cov_type, information,
-                                                     X, y, w, o), "sandwich")  # fmt: skip
+        def chunk(X, y, w, o, g=None):
+            return _chunk_meat(model, coef, bread, cov_type, information, n_groups, X, y, w, o, g)
+
+        return passes(chunk, "sandwich", clusters=clusters)
 
     return infer(
         family, coef, solution.evaluation.grad, sums, log_base_estimated, hessian=hessian,

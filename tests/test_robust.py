@@ -88,6 +88,47 @@ def test_cluster_labels_any_values_and_traced(fits):
     assert_allclose(traced.cov, np.asarray(case["CL"]), rtol=1e-6, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["warpbreaks_poisson_log", "insectsprays_poisson_log_wo"])
+def test_clusters_spanning_chunks_against_R(name):
+    """A cluster's scores are summed over every chunk of rows before the meat's product: in
+    memory with small chunks (`chunk_size`), and streamed, labels read with the chunks, as an
+    array beside array chunks and as a list of label chunks beside a list of chunks."""
+    case = r_inference()["cases"][name]
+    V = np.asarray(case["CL"])
+    labels = np.asarray(case["cluster"])
+    chunked = fit_r_case(case, cov_type="cluster", clusters=labels, tol=1e-12, chunk_size=7)
+    assert scaled_difference(chunked.cov, V) < 1e-6
+    arrays = [np.asarray(case[k], float) for k in ("X", "y", "weights")]
+    if case["offset"] is not None:
+        arrays.append(np.asarray(case["offset"], float))
+    kwargs = dict(link=case["link"], cov_type="cluster", tol=1e-12, progress=False)
+    streamed = gj.fit_glm_streaming(tuple(arrays), gj.Poisson(), clusters=labels, chunk_rows=10,
+                                    **kwargs)  # fmt: skip
+    assert streamed.cov_type == "cluster"
+    assert scaled_difference(streamed.cov, V) < 1e-6
+    cuts = [(0, 30), (30, 47), (47, len(labels))]  # uneven chunks; clusters cross them
+    listed = gj.fit_glm_streaming([tuple(a[i:j] for a in arrays) for i, j in cuts], gj.Poisson(),
+                                  clusters=[labels[i:j] for i, j in cuts], **kwargs)  # fmt: skip
+    assert scaled_difference(listed.cov, V) < 1e-6
+
+
+def test_streamed_clusters_bad_input():
+    X, y = np.c_[np.ones(6), np.arange(6.0)], np.array([0.0, 1, 0, 2, 1, 3])
+    with pytest.raises(ValueError, match=r"`clusters` must be an array of shape \(6,\)"):
+        gj.fit_glm_streaming((X, y), gj.Poisson(), cov_type="cluster", clusters=np.arange(5))
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        gj.fit_glm_streaming((X, y), gj.Poisson(), cov_type="cluster", clusters=np.zeros(6))
+    with pytest.raises(ValueError, match="`clusters` must be given"):
+        gj.fit_glm_streaming((X, y), gj.Poisson(), clusters=np.arange(6))
+    chunks = [(X[:3], y[:3]), (X[3:], y[3:])]
+    with pytest.raises(ValueError, match="labels for 1 chunks"):
+        gj.fit_glm_streaming(chunks, gj.Poisson(), cov_type="cluster", clusters=[np.arange(3)],
+                             progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"chunk 1: `clusters` has shape \(2,\)"):
+        gj.fit_glm_streaming(chunks, gj.Poisson(), cov_type="cluster",
+                             clusters=[np.arange(3), np.arange(2)], progress=False)  # fmt: skip
+
+
 def test_robust_bad_input():
     X, y = gj.add_intercept(np.arange(6.0)[:, None]), np.array([0, 1, 0, 2, 1, 3])
     with pytest.raises(ValueError, match="`cov_type`"):
