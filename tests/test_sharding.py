@@ -84,6 +84,13 @@ _SCRIPT = textwrap.dedent(
             "all_gathers": gathered,
             "all_reduces": hlo.count("all-reduce("),
         }
+    # cluster-robust errors, the clusters spread over every device's rows
+    family, y = cases["Poisson"]
+    groups = rng.integers(0, 25, n)
+    Xs, ys = gj.shard_rows(mesh, X, y)
+    robust = [gj.fit_glm(A, b, family, tol=1e-10, chunk_size=100, cov_type="cluster",
+                         clusters=groups) for A, b in [(X, y), (Xs, ys)]]  # fmt: skip
+    out["cluster_cov_rel_diff"] = float(np.max(np.abs(robust[1].cov / robust[0].cov - 1)))
     print("RESULT " + json.dumps(out))
     """
 )
@@ -111,6 +118,10 @@ def test_four_device_fit_equals_single_device_fit(four_devices, family):
     assert r["stderr_rel_diff"] <= 1e-10
     assert r["deviance_rel_diff"] <= 1e-10
     assert r["single_devices"] == 1
+
+
+def test_four_device_cluster_sandwich_equals_single_device(four_devices):
+    assert four_devices["cluster_cov_rel_diff"] <= 1e-10
 
 
 @pytest.mark.parametrize("family", ["Bernoulli", "Poisson", "Categorical"])
