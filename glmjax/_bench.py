@@ -23,13 +23,16 @@ OpenBLAS kernel for numpy and for JAX's LAPACK calls; benchmark with both unset:
 """
 
 import datetime
+import importlib
 import json
 import math
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,9 +59,12 @@ _ADAM = optax.adam(1e-2)  # one object for all fits: a new transformation would 
 @dataclass(frozen=True)
 class Problem:
     """``X`` without an intercept column, ``y``, and the family: ``categorical`` (with ``k``
-    classes), ``bernoulli`` or ``poisson``. ``l2 = 1 / n`` is scikit-learn's ``C = 1``."""
+    classes), ``bernoulli`` or ``poisson``. ``l2 = 1 / n`` is scikit-learn's ``C = 1``.
+    ``name`` is the workload's key in `make_problem` (its full sizes: ``softmax_100k``);
+    ``label`` and ``description`` state the sizes built (``softmax_4k`` with ``quick``)."""
 
     name: str
+    label: str
     description: str
     X: np.ndarray
     y: np.ndarray
@@ -112,6 +118,13 @@ def _linear_data(rng, n, d, *, family, rho=0.0, scale=1.0):
     return X, y
 
 
+def _count(n: int) -> str:
+    """100_000 -> '100k', 1_000_000 -> '1m': the sizes in the problems' labels."""
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
 def make_problem(name: str, quick: bool) -> Problem:
     """The benchmark problems (``quick`` shrinks the synthetic ones so CI takes seconds)."""
     rng = np.random.default_rng(0)
@@ -120,6 +133,7 @@ def make_problem(name: str, quick: bool) -> Problem:
 
         data = load_digits()
         return Problem(
+            name,
             name,
             "UCI digits (train split), n=1438, d=64, k=10",
             data.X_train,
@@ -130,22 +144,29 @@ def make_problem(name: str, quick: bool) -> Problem:
     if name == "softmax_100k":
         n = 4_000 if quick else 100_000
         X, y = _softmax_data(rng, n, 32, 8, scale=2.0)
-        return Problem(name, f"synthetic softmax, n={n:,}, d=32, k=8", X, y, "categorical", 8)
+        return Problem(
+            name, f"softmax_{_count(n)}", f"synthetic softmax, n={n:,}, d=32, k=8", X, y,
+            "categorical", 8,
+        )  # fmt: skip
     if name == "softmax_20k_256":
         n, d, k = (2_000, 32, 5) if quick else (20_000, 256, 20)
         X, y = _softmax_data(rng, n, d, k, scale=2.0)
-        return Problem(name, f"synthetic softmax, n={n:,}, d={d}, k={k}", X, y, "categorical", k)
+        return Problem(
+            name, f"softmax_{_count(n)}_{d}", f"synthetic softmax, n={n:,}, d={d}, k={k}", X, y,
+            "categorical", k,
+        )  # fmt: skip
     if name == "illcond":
         n = 4_000 if quick else 20_000
         X, y = _linear_data(rng, n, 20, family="bernoulli", rho=0.995, scale=2.0)
         return Problem(
-            name, f"logistic, n={n:,}, d=20, AR(1) features rho=0.995", X, y, "bernoulli"
+            name, name, f"logistic, n={n:,}, d=20, AR(1) features rho=0.995", X, y, "bernoulli"
         )
     if name in ("logistic_1m", "poisson_1m"):
         n = 20_000 if quick else 1_000_000
         family = "bernoulli" if name == "logistic_1m" else "poisson"
         X, y = _linear_data(rng, n, 20, family=family, scale=1.0)
-        return Problem(name, f"{family}, n={n:,}, d=20", X, y, family)
+        label = f"{name.split('_')[0]}_{_count(n)}"
+        return Problem(name, label, f"{family}, n={n:,}, d=20", X, y, family)
     raise ValueError(f"unknown problem {name!r}")
 
 
@@ -211,7 +232,9 @@ def _reach(history, best, run_seconds, target=TARGET_SUBOPTIMALITY):
 # ----- Newton against first-order methods -----------------------------------------------------
 
 
-def bench_solvers(quick: bool, out: Path) -> dict:
+def bench_solvers(quick: bool, out: Path) -> tuple[dict, list[Path]]:
+    """Every method on every problem (``quick``: the small softmax); the results, keyed by the
+    problems' labels, and the convergence PNGs written to ``out``."""
     budgets = {
         "newton": 50,
         "irls": 50,
@@ -222,15 +245,18 @@ def bench_solvers(quick: bool, out: Path) -> dict:
     methods = {"newton": "newton", "irls": "irls", "gd": "gd", "lbfgs": "lbfgs", "adam": _ADAM}
     problems = ["softmax_100k"] if quick else ["digits", "softmax_100k", "illcond"]
     result = {"target_suboptimality": TARGET_SUBOPTIMALITY, "problems": {}}
+    plots = []
     for name in tqdm(problems, desc="solvers", unit="problem"):
         problem = make_problem(name, quick)
         fits = {}
-        for label, method in tqdm(methods.items(), desc=name, leave=False):
+        for label, method in tqdm(methods.items(), desc=problem.label, leave=False):
             fits[label] = time_glmjax(
                 problem, method, penalised=True, max_iter=budgets[label], tol=1e-14
             )
-        png = out / f"convergence_{name}.png"
-        best = plot_solver_traces(fits, png, title=problem.description)
+        png = out / f"convergence_{problem.label}.png"
+        title = f"{', '.join(fits)} on {problem.description} (ridge: scikit-learn's C = 1)"
+        best = plot_solver_traces(fits, png, title=title)
+        plots.append(png)
         rows = {}
         for label, f in fits.items():
             iters, secs = _reach(f["history"], best, f["run_seconds"])
@@ -241,13 +267,54 @@ def bench_solvers(quick: bool, out: Path) -> dict:
                 "seconds_to_target": secs,
                 "final_suboptimality": float(relative_suboptimality([f["objective"]], best)[0]),
             }
-        result["problems"][name] = {
+        result["problems"][problem.label] = {
             "description": problem.description,
             "best_objective": best,
             "plot": png.name,
             "methods": rows,
         }
-    return result
+    return result, plots
+
+
+def _second_order_reached(result: dict) -> bool:
+    return all(
+        m["final_suboptimality"] <= TARGET_SUBOPTIMALITY
+        for p in result["problems"].values()
+        for name, m in p["methods"].items()
+        if name in ("newton", "irls")
+    )
+
+
+def _solvers_table(result: dict) -> str:
+    """One block per problem: its description (the sizes run), then a row per method."""
+    target = f"{result['target_suboptimality']:g}"
+    header = ("method", f"iterations to {target}", f"seconds to {target}", "iterations run",
+              "run s", "compile s", "final rel. suboptimality")  # fmt: skip
+    blocks = []
+    for p in result["problems"].values():
+        body = [
+            (
+                method,
+                "not reached"
+                if m["iterations_to_target"] is None
+                else str(m["iterations_to_target"]),
+                "-" if m["seconds_to_target"] is None else f"{m['seconds_to_target']:.3g}",
+                str(m["n_iter"]),
+                f"{m['run_seconds']:.3g}",
+                f"{m['compile_seconds']:.3g}",
+                f"{m['final_suboptimality']:.1e}",
+            )  # fmt: skip
+            for method, m in p["methods"].items()
+        ]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                      enumerate(zip(row, widths, strict=True)))
+            for row in [header, *body]
+        ]  # fmt: skip
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        blocks.append("\n".join([p["description"], *lines]))
+    return "\n\n".join(blocks)
 
 
 def plot_solver_traces(fits: dict, png: Path, *, title: str) -> float:
@@ -269,7 +336,7 @@ def plot_solver_traces(fits: dict, png: Path, *, title: str) -> float:
 def machine_info() -> dict:
     try:
         from threadpoolctl import threadpool_info
-    except ImportError:  # an optional peer of the benchmarks (the `bench` extra)
+    except ImportError:  # `glmjax bench` requires it; benchmarks/ may run without it
 
         def threadpool_info():
             return []
@@ -320,40 +387,93 @@ def machine_info() -> dict:
     }
 
 
-def run_bench(names: list[str] | None = None, quick: bool = False, out: str | None = None) -> int:
-    """Run the Newton-vs-first-order benchmark (``names`` may only name ``"solvers"``); write
-    ``solvers.json`` and the convergence PNGs to ``out`` (default ``benchmarks/results``, or
-    ``benchmarks/results/quick`` with ``quick``). Returns 0, or 1 when a second-order method did
-    not reach the target."""
-    unknown = [n for n in names or [] if n != "solvers"]
+class Benchmark(NamedTuple):
+    """A benchmark of ``glmjax bench``: ``help`` (one line, for ``--help``); ``run(quick, out)``
+    returns its results and the files it wrote beside ``<name>.json``; ``passed(results)``: did
+    it meet its target (else exit status 1); ``table(results)``: the summary printed;
+    ``requires``: the modules of the ``bench`` extra it imports."""
+
+    help: str
+    run: Callable[[bool, Path], tuple[dict, list[Path]]]
+    passed: Callable[[dict], bool]
+    table: Callable[[dict], str]
+    requires: tuple[str, ...] = ()
+
+
+BENCHMARKS = {
+    "solvers": Benchmark(
+        f"newton, irls, gd, lbfgs, adam to relative suboptimality {TARGET_SUBOPTIMALITY:g} on "
+        "digits, a softmax and an ill-conditioned logistic problem",
+        bench_solvers,
+        _second_order_reached,
+        _solvers_table,
+        requires=("threadpoolctl",),  # machine_info: the BLAS kernels and threads of the run
+    ),
+}
+ELSEWHERE = (
+    "the comparisons with other libraries (peers), the roofline, the profile and the runs at "
+    "scale are in the repository's benchmarks/ folder: python -m benchmarks.run"
+)
+
+
+def missing_extra(names: Sequence[str]) -> str | None:
+    """The one-line message naming the modules that the benchmarks ``names`` need and cannot
+    import, with the command installing them; ``None`` when nothing is missing."""
+    needed = dict.fromkeys(m for name in names for m in BENCHMARKS[name].requires)
+    missing = []
+    for module in needed:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if not missing:
+        return None
+    return (
+        f"{' and '.join(names)} needs {', '.join(missing)} (the bench extra): "
+        'pip install "glmjax[bench]"'
+    )
+
+
+def run_bench(
+    names: Sequence[str] | None = None, quick: bool = False, out: str | None = None
+) -> int:
+    """Run the benchmarks ``names`` (default: all of `BENCHMARKS`); write ``<name>.json`` and
+    their plots to ``out`` (default ``benchmarks/results``, or ``benchmarks/results/quick`` with
+    ``quick``), print a summary and the paths written. Returns 0, or 1 when a benchmark missed
+    its target (solvers: a second-order method did not reach it)."""
+    names = list(dict.fromkeys(names or BENCHMARKS))
+    unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ValueError(
-            f"unknown benchmark(s) {unknown}: `glmjax bench` runs 'solvers'; the comparisons with "
-            "other libraries, the roofline and the runs at scale are in the repository's "
-            "benchmarks/ folder (python -m benchmarks.run)"
+            f"unknown benchmark(s) {unknown}: `glmjax bench` runs {', '.join(BENCHMARKS)}; "
+            + ELSEWHERE
         )
+    message = missing_extra(names)
+    if message is not None:
+        raise ModuleNotFoundError(message)
     out_dir = Path(out or "benchmarks/results")
     if quick and out is None:
         out_dir = out_dir / "quick"
     out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    result = bench_solvers(quick, out_dir)
-    record = {
-        "benchmark": "solvers",
-        "quick": quick,
-        "machine": machine_info(),
-        "wall_seconds": time.perf_counter() - t0,
-        **result,
-    }
-    (out_dir / "solvers.json").write_text(json.dumps(record, indent=1, default=_jsonable))
-    ok = all(
-        m["final_suboptimality"] <= TARGET_SUBOPTIMALITY
-        for p in result["problems"].values()
-        for name, m in p["methods"].items()
-        if name in ("newton", "irls")
-    )
-    print(f"wrote {out_dir / 'solvers.json'} and the convergence plots beside it")
-    return 0 if ok else 1
+    status, written = 0, []
+    for name in names:
+        bench = BENCHMARKS[name]
+        t0 = time.perf_counter()
+        result, files = bench.run(quick, out_dir)
+        record = {
+            "benchmark": name,
+            "quick": quick,
+            "machine": machine_info(),
+            "wall_seconds": time.perf_counter() - t0,
+            **result,
+        }
+        path = out_dir / f"{name}.json"
+        path.write_text(json.dumps(record, indent=1, default=_jsonable))
+        written += [path, *files]
+        print(f"\n{bench.table(result)}")
+        status |= 0 if bench.passed(result) else 1
+    print("\nwrote:\n" + "\n".join(f"  {p.resolve()}" for p in written))
+    return status
 
 
 def _jsonable(x):

@@ -58,16 +58,17 @@ def run_demo(out: str = ".", quiet: bool = False) -> int:
     )
 
     rows, traces = [], {}
-    for name, kwargs in [
-        ("softmax regression, Newton", dict(method="newton")),
-        ("softmax regression, gradient descent", dict(method="gd", max_iter=GD_ITERS)),
-    ]:
+    for name, legend, kwargs in [
+        ("softmax regression, Newton", "Newton", dict(method="newton")),
+        ("softmax regression, gradient descent", "gradient descent",
+         dict(method="gd", max_iter=GD_ITERS)),
+    ]:  # fmt: skip
         result, run, compile_ = _fit_twice(X_train, y_train, family, **kwargs)
         n_iter = int(result.n_iter)
         test_acc = float(jnp.mean(jnp.argmax(result.predict(X_test), axis=1) == y_test))
         train_loss = float(result.history[n_iter])
         rows.append((name, f"{n_iter} iter", run, compile_, train_loss, test_acc))
-        traces[kwargs["method"]] = Trace.from_history(result.history, run)
+        traces[legend] = Trace.from_history(result.history, run)
 
     steps = MLP_EPOCHS * int(np.ceil(X_train.shape[0] / MLP_BATCH))
     optimizer = optax.adamw(optax.cosine_decay_schedule(1e-2, steps), weight_decay=0.1)
@@ -109,8 +110,12 @@ def run_demo(out: str = ".", quiet: bool = False) -> int:
         )
 
     path = os.path.join(out, "demo_convergence.png")
-    best = plot_convergence(traces, path, title="softmax regression on digits")
-    newton, gd = traces["newton"], traces["gd"]
+    title = (
+        f"Softmax regression on digits ({X_train.shape[0]} training images, ridge l2 = {L2:g}): "
+        "Newton vs gradient descent"
+    )
+    best = plot_convergence(traces, path, title=title)
+    newton, gd = traces["Newton"], traces["gradient descent"]
     gd_gap = (gd.objective[-1] - best) / max(1.0, abs(best))
     print(
         f"\nNewton reached the optimum f* = {best:.12f} in {len(newton.objective) - 1} iterations; "

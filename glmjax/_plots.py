@@ -32,15 +32,19 @@ def relative_suboptimality(objective: Sequence[float], best: float) -> np.ndarra
 
 
 def plot_convergence(traces: Mapping[str, Trace], path: str, *, title: str) -> float:
-    """Write a two-panel PNG (vs iteration, vs seconds) to ``path``; returns the best objective
-    (the smallest value in any trace), against which suboptimality is measured."""
+    """Write a two-panel PNG (against iterations, against run seconds) titled ``title`` (say what
+    is compared, on what) to ``path``; returns the best objective (the smallest value in any
+    trace), against which suboptimality is measured."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     best = min(min(t.objective) for t in traces.values())
-    fig, (by_iter, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig, (by_iter, by_time) = plt.subplots(
+        1, 2, figsize=(11, 4.6), sharey=True, constrained_layout=True
+    )
+    fig.suptitle(title)
     for name, trace in traces.items():
         sub = relative_suboptimality(trace.objective, best)
         iters = np.arange(len(sub))
@@ -49,8 +53,12 @@ def plot_convergence(traces: Mapping[str, Trace], path: str, *, title: str) -> f
         by_time.semilogy(seconds, sub, marker="o", markersize=3, label=name)
     # linear up to 10 iterations (Newton's few), logarithmic beyond (first-order methods' thousands)
     by_iter.set_xscale("symlog", linthresh=10)
-    by_iter.set(xlabel="iteration", ylabel="(f - f*) / max(1, |f*|)", title=title)
-    by_time.set(xlabel="seconds (run time, compile excluded)", title=title)
+    by_iter.set(
+        xlabel="iteration (linear up to 10, logarithmic beyond)",
+        ylabel="objective minus its minimum (log scale),\nrelative: divided by max(1, |minimum|)",
+        title="by iteration",
+    )
+    by_time.set(xlabel="run time, seconds (compilation excluded)", title="by run time")
     for ax in (by_iter, by_time):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()

@@ -23,7 +23,10 @@ errors measured against ``max(|g|, sigma)`` with ``sigma_i = sum_j |d g_i / d mu
 change of ``eta`` that a relative change of 1 in ``mu`` causes: no method working from the rounded
 ``mu`` does better than ``eps * sigma``), and each named link (`glmjax.links`): its written
 ``g`` against the bisection inverse of its ``g^-1`` (errors against ``max(1, |eta|, sigma)``) and
-``d mu / d eta`` by autodiff against central differences. The grids (float64):
+``d mu / d eta`` by autodiff against Richardson-extrapolated central differences (relative to them,
+at the points where their rounding error is below ``1e-8`` of them, tolerance ``1e-6``). Each row
+of the table says what its error is relative to; the symbols are explained under it. The grids
+(float64):
 
 - real line (Bernoulli, Binomial, Poisson, Gaussian): 141 points evenly in [-700, 700], plus 0
   and +-10^j, j = -12..2; Gamma, Exponential: -10^j, j in [-150, 150]; inverse Gaussian:
@@ -41,6 +44,7 @@ import dataclasses
 import importlib
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 import jax
@@ -65,19 +69,22 @@ from ._families import (
 
 DENSITY_TOLERANCE = 1e-8
 CLOSED_FORM_TOLERANCE = 1e-10
+FINITE_DIFFERENCE_RESOLUTION = 1e-8
 _TINY = float(np.finfo(np.float64).tiny)
 _MAX_TERMS = 2**22
 
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """One line of a report: the largest relative error of one check over a grid."""
+    """One line of a report: the largest relative error of one check over a grid, and what the
+    error was divided by (`relative_to`, a formula in the symbols of `LEGEND`)."""
 
     subject: str
     check: str
     grid: str
     points: int
     max_rel_err: float
+    relative_to: str
     tolerance: float
 
     @property
@@ -85,16 +92,36 @@ class Row:
         return bool(self.max_rel_err <= self.tolerance)
 
 
+# the symbols of the rows' `relative_to`, explained under the table when a row uses them
+LEGEND = {
+    "sigma": "sigma = |d eta/d mu| |mu|: how far eta moves for a relative change of 1 in mu (no "
+    "link evaluated at a correctly rounded mu can do better than eps sigma)",
+    "sd": "sd = the square root of the derived variance (sd_i sd_j for covariance entry i, j)",
+    "central diff.": "central diff. = Richardson's (4 D(h) - D(2h)) / 3, D(h) = (g^-1(eta + h) - "
+    "g^-1(eta - h)) / 2h, h = 1e-6 max(1, |eta|); only at the points where its rounding error is "
+    f"below {FINITE_DIFFERENCE_RESOLUTION:.0e} of it",
+}
+
+
+def _format_error(err: float) -> str:
+    # 0 is exact agreement; below 1e-99 (a bisection's 2e-308 at eta = 0) the digits say nothing
+    if err == 0:
+        return "0"
+    return "< 1e-99" if err < 1e-99 else f"{err:.2e}"
+
+
 def format_table(rows: Sequence[Row]) -> str:
-    """The rows as a fixed-width text table with a header per column."""
-    header = ("family / link", "check", "grid", "points", "max rel err", "tolerance", "result")
+    """The rows as a fixed-width text table with a header per column, then the symbols used."""
+    header = ("family / link", "check", "grid", "points", "max rel. error", "relative to",
+              "tolerance", "result")  # fmt: skip
     body = [
         (
             r.subject,
             r.check,
             r.grid,
             str(r.points),
-            f"{r.max_rel_err:.2e}",
+            _format_error(r.max_rel_err),
+            r.relative_to,
             f"{r.tolerance:.0e}",
             "ok" if r.ok else "FAIL",
         )  # fmt: skip
@@ -106,7 +133,14 @@ def format_table(rows: Sequence[Row]) -> str:
         for line in [header, *body]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    notes = [
+        "max rel. error: the largest over the grid (and the entries of a vector or matrix) of "
+        "|computed - reference| / (relative to)"
+    ]
+    notes += [text for symbol, text in LEGEND.items() if any(symbol in r.relative_to for r in rows)]
+    width = max(100, len(lines[1]))  # the table's, so that formulas rarely break
+    notes = [textwrap.fill(n, width, initial_indent="- ", subsequent_indent="  ") for n in notes]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +157,7 @@ class VerifyReport:
 
     def __str__(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
-        return f"{format_table(self.rows)}\n{self.family}: {verdict}"
+        return f"{format_table(self.rows)}\n\n{self.family}: {verdict}"
 
 
 # ----- moments from the density ------------------------------------------------------------------
@@ -282,6 +316,11 @@ def _verify_family(family, eta) -> VerifyReport:
     var_d = np.asarray(jax.jit(family.variance)(jnp.asarray(grid)), np.float64)
     var_d = var_d.reshape(len(grid), mean_d.shape[1], mean_d.shape[1])
     errors = {"normalisation": 0.0, "mean": 0.0, "variance": 0.0}
+    scales = {
+        "normalisation": "1 (the exact Z)",
+        "mean": "max(|mean|, sd)",
+        "variance": "sd_i sd_j",
+    }
     evaluations = 0
     for eta_i, mu, var in zip(grid, mean_d, var_d, strict=True):
         if family.support.discrete:
@@ -295,24 +334,26 @@ def _verify_family(family, eta) -> VerifyReport:
         errors["normalisation"] = max(errors["normalisation"], abs(Z - 1.0))
         errors["mean"] = max(errors["mean"], _rel(mean, mu, np.maximum(np.abs(mu), sd)))
         errors["variance"] = max(errors["variance"], _rel(cov, var, np.outer(sd, sd)))
-    text = f"{len(grid)} eta, {evaluations} density values"
+    where = "eta near eta_start" if eta is None else "the eta given"
+    text = f"{where}; {evaluations} density values"
     name = family.name
-    rows = [Row(name, check, text, len(grid), err, DENSITY_TOLERANCE) for check, err in
-            errors.items()]  # fmt: skip
+    rows = [Row(name, check, text, len(grid), err, scales[check], DENSITY_TOLERANCE)
+            for check, err in errors.items()]  # fmt: skip
 
     eta_j = jnp.asarray(grid)
     mean_j = jax.jit(family.mean)(eta_j)
     back = jax.jit(family.link)(mean_j)
     if family.identifiable:
-        trip = _rel(back, grid, np.maximum(1.0, np.abs(grid)))
-    else:
+        trip, scale = _rel(back, grid, np.maximum(1.0, np.abs(grid))), "max(1, |eta|)"
+    else:  # eta is known only up to the null space: compare mean(link(mean(eta))) with mean(eta)
         trip = _rel(jax.jit(family.mean)(back), mean_j, np.maximum(np.abs(mean_j), _TINY))
-    rows.append(Row(name, "link(mean(eta)) = eta", f"{len(grid)} eta", len(grid), trip,
+        scale = "|mean|"
+    rows.append(Row(name, "link(mean(eta)) = eta", where, len(grid), trip, scale,
                     DENSITY_TOLERANCE))  # fmt: skip
     if type(family).link is not ExponentialFamily.link:
         derived = jax.jit(family.conjugate_link)(mean_j)
         err = _rel(back, derived, np.maximum(1.0, np.abs(derived)))
-        rows.append(Row(name, "link = derived link", f"{len(grid)} eta", len(grid), err,
+        rows.append(Row(name, "link = derived link", where, len(grid), err, "max(1, |eta|)",
                         DENSITY_TOLERANCE))  # fmt: skip
     return VerifyReport(name, tuple(rows))
 
@@ -323,7 +364,7 @@ def _verify_family(family, eta) -> VerifyReport:
 def _real_line() -> tuple[np.ndarray, str]:
     small = np.logspace(-12, 2, 15)
     eta = np.unique(np.concatenate([np.linspace(-700, 700, 141), [0.0], small, -small]))
-    return eta, f"eta in [-700, 700] ({eta.size})"
+    return eta, "eta in [-700, 700]"
 
 
 def _categorical_grids(k: int, minimal: bool) -> tuple[np.ndarray, str, np.ndarray, str]:
@@ -338,7 +379,7 @@ def _categorical_grids(k: int, minimal: bool) -> tuple[np.ndarray, str, np.ndarr
     mu = probs[:, :m]
     low = -280 if minimal else -20
     mu_text = f"p ~ 10^{{{low}..0}}^{k}" + (", p_k >= 0.01" if minimal else "")
-    return eta, f"eta in {{-700..700}}^{m} ({eta.shape[0]})", mu, f"{mu_text} ({mu.shape[0]})"
+    return eta, f"eta in {{-700..700}}^{m}", mu, mu_text
 
 
 def closed_form_cases() -> list[tuple[str, ExponentialFamily, np.ndarray, str, np.ndarray, str]]:
@@ -347,17 +388,17 @@ def closed_form_cases() -> list[tuple[str, ExponentialFamily, np.ndarray, str, n
 
     def neg_log(lo, hi, num):
         eta = -np.logspace(lo, hi, num)
-        return eta, f"eta = -10^[{lo:g}, {hi:.3g}] ({num})"
+        return eta, f"eta = -10^[{lo:g}, {hi:.3g}]"
 
     def pos_log(lo, hi, num):
-        return np.logspace(lo, hi, num), f"mu = 10^[{lo:g}, {hi:g}] ({num})"
+        return np.logspace(lo, hi, num), f"mu = 10^[{lo:g}, {hi:g}]"
 
     prob = np.concatenate([np.logspace(-290, np.log10(0.5), 59),
                            1 - np.logspace(-15, np.log10(0.5), 31)])  # fmt: skip
-    prob_text = f"mu = 10^[-290, -0.3], 1 - 10^[-15, -0.3] ({prob.size})"
+    prob_text = "mu = 10^[-290, -0.3], 1 - 10^[-15, -0.3]"
     gauss = np.logspace(-300, 150, 91)
     gauss_mu = np.concatenate([-gauss[::-1], [0.0], gauss])
-    gauss_text = f"mu = 0, +-10^[-300, 150] ({gauss_mu.size})"
+    gauss_text = "mu = 0, +-10^[-300, 150]"
     gamma_eta = neg_log(-150, 150, 61)
     geom_eta = neg_log(-150, np.log10(700), 61)
     cases = [
@@ -405,39 +446,47 @@ def check_closed_forms(label, family, eta, eta_text, mu, mu_text) -> list[Row]:
     tol = CLOSED_FORM_TOLERANCE
     return [
         Row(label, "mean = closed form", eta_text, len(eta),
-            _rel(mean[0], mean[1], np.abs(mean[1])), tol),
+            _rel(mean[0], mean[1], np.abs(mean[1])), "|closed form|", tol),
         Row(label, "variance = closed form", eta_text, len(eta),
-            _rel(variance[0], variance[1], np.abs(variance[1])), tol),
+            _rel(variance[0], variance[1], np.abs(variance[1])), "|closed form|", tol),
         Row(label, "derived link = written link", mu_text, len(mu),
-            _rel(derived, written, np.maximum(np.abs(written), sigma)), tol),
+            _rel(derived, written, np.maximum(np.abs(written), sigma)), "max(|eta|, sigma)", tol),
     ]  # fmt: skip
 
 
 def check_link(link) -> list[Row]:
     """A named link: ``g(g^-1(eta)) = eta`` against the bisection inverse of ``g^-1``, and
-    ``d mu / d eta`` by autodiff against central differences."""
+    ``d mu / d eta`` by autodiff against central differences (Richardson-extrapolated, so that
+    what is left of their error is rounding, bounded by ``eps max |g^-1| / h``; checked where
+    that bound is below `FINITE_DIFFERENCE_RESOLUTION` of the derivative: where the mean
+    saturates, ``1 - 1e-12`` say, no difference of rounded means resolves its slope)."""
     eta = np.linspace(-4.0, 4.0, 81)
-    if not np.isfinite(np.asarray(link.inverse(jnp.zeros(())))):
+    half_line = not np.isfinite(np.asarray(link.inverse(jnp.zeros(()))))
+    if half_line:
         eta = eta[eta > 0]  # a link valid on a half-line (1/mu, 1/mu^2, sqrt, powers)
+    text = "eta in (0, 4]" if half_line else "eta in [-4, 4]"
     mu = jnp.asarray(link.inverse(jnp.asarray(eta)))
     written = np.asarray(link(mu))
     # where the mean saturates (cloglog's 1 - exp(-e^4) rounds to 1) no inverse can be checked
     keep = np.isfinite(np.asarray(mu)) & np.isfinite(written)
     eta, mu, written = eta[keep], mu[keep], written[keep]
     inverted = np.asarray(jax.jit(lambda m: links_module.Link.__call__(link, m))(mu))
-    h = 1e-6 * np.maximum(1.0, np.abs(eta))
-    fd = (np.asarray(link.inverse(jnp.asarray(eta + h))) - np.asarray(link.inverse(jnp.asarray(
-        eta - h)))) / (2 * h)  # fmt: skip
     auto = np.asarray(link.derivative(jnp.asarray(eta)))
-    name = f"link {link.name}" if link.name != "power" else f"link {link!r}"
-    text = f"eta in [-4, 4] ({eta.size})"
     # sigma = |d eta / d mu| |mu|: where the mean saturates, eta is only known to eps * sigma
     sigma = np.abs(np.asarray(mu)) / np.maximum(np.abs(auto), _TINY)
+
+    h = 1e-6 * np.maximum(1.0, np.abs(eta))
+    m2, m1, p1, p2 = (np.asarray(link.inverse(jnp.asarray(eta + s * h))) for s in (-2, -1, 1, 2))
+    fd = (8 * (p1 - m1) - (p2 - m2)) / (12 * h)  # (4 D(h) - D(2h)) / 3: error O(h^4)
+    rounding = np.finfo(np.float64).eps * np.max(np.abs([m2, m1, p1, p2]), axis=0) / h
+    resolved = rounding <= FINITE_DIFFERENCE_RESOLUTION * np.abs(fd)
+    name = f"link {link.name}" if link.name != "power" else f"link {link!r}"
     return [
         Row(name, "g = inverse of g^-1", text, eta.size,
-            _rel(written, inverted, np.maximum(np.maximum(1.0, np.abs(inverted)), sigma)), 1e-10),
-        Row(name, "d mu/d eta = finite diff.", text, eta.size,
-            _rel(auto, fd, np.maximum(np.abs(fd), 1e-3)), 1e-6),
+            _rel(written, inverted, np.maximum(np.maximum(1.0, np.abs(inverted)), sigma)),
+            "max(1, |eta|, sigma)", 1e-10),
+        Row(name, "d mu/d eta = finite diff.", text, int(resolved.sum()),
+            _rel(auto[resolved], fd[resolved], np.abs(fd[resolved])), "|central diff.|", 1e-6),
     ]  # fmt: skip
 
 
@@ -471,7 +520,8 @@ def run_verify(family: str | None = None) -> int:
         rows = []
         for case in closed_form_cases():
             rows += check_closed_forms(*case)
-            rows += verify_family(case[1]).rows
+            # labelled as constructed: the two Categorical cases share one `name`
+            rows += [dataclasses.replace(r, subject=case[0]) for r in verify_family(case[1]).rows]
         for cls in links_module.NAMES.values():
             rows += check_link(cls())
         rows += check_link(links_module.Power(1 / 3))
@@ -479,8 +529,8 @@ def run_verify(family: str | None = None) -> int:
     worst = max(rows, key=lambda r: r.max_rel_err / r.tolerance)
     failed = [r for r in rows if not r.ok]
     print(
-        f"\n{len(rows)} checks; the closest to its tolerance: {worst.subject} {worst.check} "
-        f"({worst.max_rel_err:.2e} of {worst.tolerance:.0e})."
+        f"\n{len(rows)} checks; the closest to its tolerance: {worst.subject}, {worst.check} "
+        f"({_format_error(worst.max_rel_err)} of {worst.tolerance:.0e})."
     )
     if failed:
         print(f"{len(failed)} check(s) FAILED.", file=sys.stderr)

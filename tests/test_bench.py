@@ -1,26 +1,40 @@
 """``glmjax bench --quick``: Newton against first-order methods on the synthetic softmax problem;
-every second-order method and L-BFGS reaches the common optimum, Newton in a handful of steps."""
+every second-order method and L-BFGS reaches the common optimum, Newton in a handful of steps;
+the summary, the plot's file name and the record's keys state the sizes run; the paths written
+are printed."""
 
+import contextlib
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
 
-from glmjax._bench import TARGET_SUBOPTIMALITY, make_problem, objective, run_bench
+from glmjax._bench import (
+    TARGET_SUBOPTIMALITY,
+    _count,
+    make_problem,
+    missing_extra,
+    objective,
+    run_bench,
+)
 
 
 @pytest.fixture(scope="module")
 def solvers(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    status = run_bench(["solvers"], quick=True, out=str(out))
-    return status, json.loads((out / "solvers.json").read_text()), out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = run_bench(["solvers"], quick=True, out=str(out))
+    return status, json.loads((out / "solvers.json").read_text()), out, printed.getvalue()
 
 
 def test_solvers_benchmark_runs_and_reaches_the_target(solvers):
-    status, record, out = solvers
+    status, record, out, _ = solvers
     assert status == 0
-    assert (out / "convergence_softmax_100k.png").stat().st_size > 10_000
-    methods = record["problems"]["softmax_100k"]["methods"]
+    assert (out / "convergence_softmax_4k.png").stat().st_size > 10_000
+    methods = record["problems"]["softmax_4k"]["methods"]
     for name in ("newton", "irls", "lbfgs", "gd"):
         assert methods[name]["final_suboptimality"] <= TARGET_SUBOPTIMALITY, name
     # quadratic convergence: Newton needs a handful of iterations, far fewer than L-BFGS
@@ -30,9 +44,47 @@ def test_solvers_benchmark_runs_and_reaches_the_target(solvers):
     assert record["machine"]["cores"] >= 1 and record["quick"] is True
 
 
+def test_quick_labels_state_the_sizes_run_and_the_paths_are_printed(solvers):
+    _, record, out, printed = solvers
+    assert list(record["problems"]) == ["softmax_4k"]
+    assert (
+        record["problems"]["softmax_4k"]["description"] == "synthetic softmax, n=4,000, d=32, k=8"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["convergence_softmax_4k.png", "solvers.json"]
+    assert "100k" not in printed and "100,000" not in printed
+    summary, written = printed.split("\nwrote:\n")
+    assert "synthetic softmax, n=4,000, d=32, k=8" in summary
+    header = summary.strip().splitlines()[1]
+    assert header.split("  ")[0] == "method" and f"iterations to {TARGET_SUBOPTIMALITY:g}" in header
+    paths = [line.strip() for line in written.strip().splitlines()]
+    assert paths == [
+        str((out / name).resolve()) for name in ("solvers.json", "convergence_softmax_4k.png")
+    ]
+
+
+def test_problem_labels_state_their_sizes():
+    assert [_count(n) for n in (2_000, 4_000, 100_000, 1_000_000, 1_500)] == [
+        "2k", "4k", "100k", "1m", "1500"
+    ]  # fmt: skip
+    for name in ("softmax_100k", "softmax_20k_256", "digits", "illcond"):
+        assert make_problem(name, quick=False).label == name  # full size: the key is the label
+    assert make_problem("softmax_100k", quick=True).label == "softmax_4k"
+    assert make_problem("softmax_20k_256", quick=True).label == "softmax_2k_32"
+    assert make_problem("logistic_1m", quick=True).label == "logistic_20k"
+
+
 def test_unknown_benchmark_is_a_value_error():
     with pytest.raises(ValueError, match="benchmarks/"):
         run_bench(["peers"], quick=True)
+
+
+def test_missing_extra_is_reported_before_running(monkeypatch, tmp_path):
+    assert missing_extra(["solvers"]) is None
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)
+    assert 'pip install "glmjax[bench]"' in missing_extra(["solvers"])
+    with pytest.raises(ModuleNotFoundError, match="threadpoolctl"):
+        run_bench(["solvers"], quick=True, out=str(tmp_path))
+    assert not list(tmp_path.iterdir())
 
 
 def test_penalised_objective_is_sklearns():
