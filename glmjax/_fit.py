@@ -5,6 +5,7 @@ Three compiled pieces, each reused by later fits with the same shapes and option
 """
 
 import warnings
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -118,10 +119,31 @@ def null_coefficient(
     return jnp.where(has_intercept, c, 0.0)
 
 
+class InferOptions(NamedTuple):
+    """`_infer`'s static options: whether the null model is refitted (an offset that may be
+    non-zero), the information, whether the covariance is computed, whether the solver's last
+    Hessian is reused, whether a first-order solver's optimum is checked, the row blocks and
+    chunk size, the covariance type, the number of cluster segments, whether the fit is
+    Firth's."""
+
+    refit_null: bool
+    information: str
+    covariance: bool
+    reuse: bool
+    check_optimum: bool
+    blocks: int
+    chunk_size: int | None
+    cov_type: str = "nonrobust"
+    n_groups: int = 0
+    firth: bool = False
+
+
 @eqx.filter_jit
-def _infer(model, X, y, w, offset, l2, solution, columns, eta0, tol, groups, options) -> GLMResult:
-    refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size = options[:7]
-    cov_type, n_groups, firth = options[7:]
+def _infer(
+    model, X, y, w, offset, l2, solution, columns, eta0, tol, groups, options: InferOptions
+) -> GLMResult:
+    (refit_null, information, covariance, reuse, check_optimum, blocks, chunk_size, cov_type,
+     n_groups, firth) = options  # fmt: skip
     objective = GLMObjective.from_data(
         model, X, y, w, offset, l2, row_blocks=blocks, chunk_size=chunk_size
     )
@@ -315,16 +337,12 @@ def reuses_hessian(solver, canonical: bool, information: str, firth: bool = Fals
 def infer_options(
     solver, canonical: bool, offset, information, covariance, blocks, chunk_size,
     cov_type="nonrobust", n_groups=0, firth=False,
-):  # fmt: skip
-    """`_infer`'s static options: whether the null model is refitted (an offset that may be
-    non-zero), the information, the covariance, whether the solver's last Hessian is reused
-    (``firth``: the solver minimised Firth's objective), whether a first-order solver's optimum
-    is checked, the row blocks and chunk size, the covariance type and number of cluster
-    segments."""
+) -> InferOptions:  # fmt: skip
+    """`InferOptions` of a fit (``firth``: the solver minimised Firth's objective)."""
     refit_null = not (is_concrete(offset) and not np.any(np.asarray(offset)))
     reuse = reuses_hessian(solver, canonical, information, firth)
-    return (refit_null, information, covariance, reuse, not solver.second_order, blocks,
-            chunk_size, cov_type, n_groups, firth)  # fmt: skip
+    return InferOptions(refit_null, information, covariance, reuse, not solver.second_order,
+                        blocks, chunk_size, cov_type, n_groups, firth)  # fmt: skip
 
 
 def fit_glm(

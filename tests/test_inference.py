@@ -41,8 +41,11 @@ def _result(X, y, family, coef, *, link=None, information="expected", **kwargs):
     )
     eta0 = _fit._start_eta(model, _fit._mean_statistic(family, X, y, w))
     refit = bool(np.any(np.asarray(o)))
-    options = (refit, information, True, canonical and information == "expected", False, 1, None,
-               "nonrobust", 0, False)  # fmt: skip
+    options = _fit.InferOptions(
+        refit_null=refit, information=information, covariance=True,
+        reuse=canonical and information == "expected", check_optimum=False, blocks=1,
+        chunk_size=None,
+    )  # fmt: skip
     return _fit._infer(model, X, y, w, o, l2, solution, obj.column_summary(), eta0,
                        jnp.asarray(1e-10), None, options)  # fmt: skip
 
