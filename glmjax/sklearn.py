@@ -58,7 +58,7 @@ except ImportError as error:  # validate_data is new in scikit-learn 1.6
 
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import expit, log_expit, log_softmax, softmax
+from scipy.special import log_expit, log_softmax
 
 from ._exponential_family import ExponentialFamily, Support
 from ._families import Bernoulli, Categorical, Gamma, Gaussian, InverseGaussian, Poisson
@@ -441,10 +441,7 @@ class GLMClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X) -> np.ndarray:
         """The class probabilities `(n_samples, n_classes)`, columns in the order of
         ``classes_``."""
-        eta = self.decision_function(X)
-        if eta.ndim == 1:
-            return np.stack([expit(-eta), expit(eta)], axis=1)
-        return softmax(eta, axis=1)
+        return np.exp(self.predict_log_proba(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row `(n_samples,)`."""
