@@ -35,6 +35,7 @@ from ._verify import verify_family as verify_family
 from .links import Link as Link
 from .nn import MLP as MLP
 from .nn import TrainHistory as TrainHistory
+from .nn import TrainResult as TrainResult
 from .nn import accuracy as accuracy
 from .nn import activation_gradients as activation_gradients
 from .nn import cross_entropy as cross_entropy
@@ -68,6 +69,7 @@ __all__ = [
     "Support",
     "TestResult",
     "TrainHistory",
+    "TrainResult",
     "VerifyReport",
     "accuracy",
     "activation_gradients",

@@ -23,8 +23,9 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .. import datasets
+from ._evaluate import accuracy, cross_entropy
 from ._mlp import MLP
-from ._train import accuracy, cross_entropy, train_classifier
+from ._train import train_classifier
 
 _DEFAULT_ACTIVATIONS = {"sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}
 
